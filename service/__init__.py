@@ -1,0 +1,1 @@
+"""Syncs an application's settings to Inngest through a transactional outbox."""

@@ -1,0 +1,60 @@
+"""The app settings document (the seed's getAppSettings): one JSON object, ``{}`` until set."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.errors import InvalidInput
+from service.models import APP_SETTINGS_ROW, app_settings
+from service.outbox import dumps
+
+EMPTY_DOCUMENT = "{}"
+
+
+async def read_json(conn: AsyncConnection) -> str:
+    """The document as stored (compact JSON text), ``{}`` when none was ever set."""
+    stored = await conn.scalar(
+        select(app_settings.c.document).where(app_settings.c.id == APP_SETTINGS_ROW)
+    )
+    return EMPTY_DOCUMENT if stored is None else str(stored)
+
+
+async def read(conn: AsyncConnection) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(await read_json(conn))
+    return document
+
+
+async def replace(conn: AsyncConnection, document: object, now: int) -> str:
+    """Store ``document`` (a JSON object) in the caller's transaction; return its JSON text."""
+    if not isinstance(document, dict):
+        raise InvalidInput("the app settings must be a JSON object")
+    stored = dumps(document)
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(app_settings).values(id=APP_SETTINGS_ROW, document=stored, updated_at=now)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[app_settings.c.id],
+            set_={"document": stored, "updated_at": now},
+        )
+    )
+    return stored
+
+
+async def set_key(conn: AsyncConnection, key: str, value: object, now: int) -> dict[str, Any]:
+    """Set one top-level key, keeping the rest; return the new document."""
+    # Lock the row first on PostgreSQL so two concurrent edits do not lose one another.
+    await conn.execute(
+        update(app_settings)
+        .where(app_settings.c.id == APP_SETTINGS_ROW)
+        .values(updated_at=app_settings.c.updated_at)
+    )
+    document = await read(conn)
+    document[key] = value
+    await replace(conn, document, now)
+    return document

@@ -1,0 +1,111 @@
+"""Who is calling: an encrypted aiohttp-session cookie (a user) or an internal bearer token."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp_session import get_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet, MultiFernet
+
+from service.config import Settings, development_secret
+
+
+class Unauthenticated(Exception):
+    """No credentials, or credentials that do not check out."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller. ``identity`` scopes idempotency keys; it holds no secret."""
+
+    identity: str
+    user: dict[str, Any] | None
+
+
+def _fernet(secret: str) -> Fernet:
+    # Secrets are long random strings (config enforces 32+ characters); SHA-256 turns any of
+    # them into the 32-byte key Fernet wants.
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()))
+
+
+def session_secrets(settings: Settings) -> list[str]:
+    """The current secret first, then those still accepted during a rotation."""
+    current = settings.session_secret or development_secret()
+    return [current, *settings.session_previous_secrets]
+
+
+def cipher(settings: Settings) -> MultiFernet:
+    """Encrypts with the current secret; decrypts with any accepted one."""
+    return MultiFernet([_fernet(secret) for secret in session_secrets(settings)])
+
+
+class RotatingCookieStorage(EncryptedCookieStorage):
+    """aiohttp-session's encrypted cookies, accepting previous secrets during a rotation."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            _fernet(session_secrets(settings)[0]),
+            cookie_name=settings.session_cookie_name,
+            max_age=settings.session_max_age,
+            secure=settings.session_cookie_secure,
+            httponly=True,
+            samesite="Lax",
+        )
+        # MultiFernet has Fernet's encrypt/decrypt(ttl=) interface, which is all the storage
+        # uses; the storage's constructor only accepts a single Fernet.
+        self._fernet = cipher(settings)  # type: ignore[assignment]
+
+
+def issue_cookie(settings: Settings, user: Mapping[str, Any]) -> str:
+    """A cookie value for ``user`` that the running service accepts (as aiohttp-session
+    stores sessions: the creation time and the data, encrypted)."""
+    body = {"created": int(time.time()), "session": {"user": dict(user)}}
+    return cipher(settings).encrypt(json.dumps(body).encode()).decode()
+
+
+def token_identity(token: str) -> str:
+    """A stable, non-secret name for a token (for idempotency scopes and logs)."""
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def check_token(presented: str, tokens: Sequence[str]) -> bool:
+    """Compare against every configured token in constant time."""
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(presented.encode(), token.encode())
+    return matched
+
+
+async def authenticate(request: web.Request, tokens: Sequence[str]) -> Caller:
+    """The caller of ``request``; raises ``Unauthenticated`` when there is none.
+
+    A request that carries an Authorization header is judged by it alone: a bad token is not
+    rescued by a cookie.
+    """
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, presented = header.partition(" ")
+        presented = presented.strip()
+        if scheme.lower() != "bearer" or not presented or not check_token(presented, tokens):
+            raise Unauthenticated("invalid bearer token")
+        return Caller(identity=token_identity(presented), user=None)
+    session = await get_session(request)
+    user = session.get("user")
+    if not isinstance(user, dict) or not user:
+        raise Unauthenticated("no valid session")
+    return Caller(
+        identity="user:" + str(user.get("id", json.dumps(user, sort_keys=True))), user=user
+    )
+
+
+def is_internal(caller: Caller) -> bool:
+    return caller.identity.startswith("token:")

@@ -1,0 +1,230 @@
+"""The command line: serve, relay, db, settings, session (and outbox, in ``cli_outbox``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from service import app_settings, migrate, outbox
+from service.auth import issue_cookie
+from service.config import ConfigError, Settings
+from service.db import create_engine, describe_db_error, now_ms, reading, transaction
+from service.errors import ServiceError
+from service.logs import configure_logging
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One readable line on stderr, then exit (1: failure, 2: usage or configuration)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+    configure_logging(settings)
+    return settings
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; domain and database errors become one line and exit 1."""
+    try:
+        return asyncio.run(coroutine)
+    except ServiceError as exc:
+        fail(str(exc))
+
+
+async def with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Open an engine, check the schema is at head, run ``work(engine)``, dispose."""
+    engine = create_engine(settings)
+    try:
+        await migrate.ensure_at_head(engine)
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _nothing(_engine: Any) -> None:
+    return None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Sync app settings to Inngest through a transactional outbox."""
+
+
+@main.command()
+@click.option("--host", help="Interface to listen on (default: HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default: PORT or 8080).")
+@click.option("--no-relay", is_flag=True, help="Do not deliver the outbox in this process.")
+def serve(host: str | None, port: int | None, no_relay: bool) -> None:
+    """Run the HTTP API (and, unless --no-relay, the relay) until SIGTERM or SIGINT."""
+    from aiohttp import web
+
+    from service.web import create_app
+
+    settings = load_settings()
+    settings = settings.replace(host=host or settings.host, port=port or settings.port)
+    run(with_engine(settings, _nothing))  # refuse to start on an old schema or no database
+    app = create_app(settings, relay=not no_relay)
+    click.echo(f"service: listening on http://{settings.host}:{settings.port}", err=True)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=10,
+        handle_signals=True,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Migrate the database (creates the SQLite file if needed)."""
+    settings = load_settings()
+    try:
+        migrate.upgrade(settings.database_url, revision)
+    except Exception as exc:  # alembic and the drivers raise many kinds; the line says which
+        fail(f"migration failed: {describe_db_error(exc)}")
+    click.echo(f"database at {revision}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database and the migrations' head."""
+    settings = load_settings()
+
+    async def current() -> str | None:
+        engine = create_engine(settings)
+        try:
+            return await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    revision = run(current())
+    head = migrate.head_revision()
+    state = "at head" if revision == head else "behind head: run `service db upgrade`"
+    click.echo(f"current: {revision or 'none'} (head: {head}, {state})")
+
+
+@main.group("settings")
+def settings_group() -> None:
+    """Read and change the app settings document."""
+
+
+@settings_group.command("show")
+def settings_show() -> None:
+    """Print the app settings as JSON."""
+    settings = load_settings()
+
+    async def show(engine: Any) -> dict[str, Any]:
+        async with reading(engine) as conn:
+            return await app_settings.read(conn)
+
+    click.echo(json.dumps(run(with_engine(settings, show)), indent=2, sort_keys=True))
+
+
+def _parse_value(raw: str) -> object:
+    """A JSON value when VALUE parses as one (42, true, {"a": 1}), else the plain string."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+async def _store(
+    settings: Settings, change: Callable[[Any, int], Awaitable[dict[str, Any]]], sync: bool
+) -> str | None:
+    async def work(engine: Any) -> str | None:
+        async with transaction(engine) as conn:
+            at = now_ms()
+            document = await change(conn, at)
+            if not sync:
+                return None
+            event = outbox.new_event(document, None, at)
+            await outbox.add(conn, [event])
+            return event.id
+
+    return await with_engine(settings, work)
+
+
+sync_option = click.option(
+    "--sync/--no-sync", default=True, show_default=True, help="Enqueue an app.sync event."
+)
+
+
+@settings_group.command("set")
+@click.argument("key")
+@click.argument("value")
+@sync_option
+def settings_set(key: str, value: str, sync: bool) -> None:
+    """Set KEY to VALUE (parsed as JSON when it is JSON, else a string)."""
+    settings = load_settings()
+    parsed = _parse_value(value)
+    event_id = run(
+        _store(settings, lambda conn, at: app_settings.set_key(conn, key, parsed, at), sync)
+    )
+    click.echo(f"set {key}" + (f"; enqueued event {event_id}" if event_id else ""))
+
+
+@settings_group.command("load")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path, allow_dash=True))
+@sync_option
+def settings_load(file: Path, sync: bool) -> None:
+    """Replace the whole document with the JSON object in FILE (- for stdin)."""
+    settings = load_settings()
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+        document = json.loads(text)
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    except ValueError as exc:
+        fail(f"{file} is not valid JSON: {exc}")
+    if not isinstance(document, dict):
+        fail(f"{file} must hold a JSON object")
+
+    async def replace(conn: Any, at: int) -> dict[str, Any]:
+        await app_settings.replace(conn, document, at)
+        return dict(document)
+
+    event_id = run(_store(settings, replace, sync))
+    click.echo(
+        f"loaded {len(document)} keys" + (f"; enqueued event {event_id}" if event_id else "")
+    )
+
+
+@main.group()
+def session() -> None:
+    """Session cookies for callers and scripts."""
+
+
+@session.command("issue")
+@click.option("--user-id", required=True, help="The user's id.")
+@click.option("--email", help="The user's email.")
+@click.option("--name", help="The user's display name.")
+def session_issue(user_id: str, email: str | None, name: str | None) -> None:
+    """Print a session cookie value for a user; send it as SESSION_COOKIE_NAME=VALUE."""
+    settings = load_settings()
+    user = {"id": user_id}
+    if email:
+        user["email"] = email
+    if name:
+        user["name"] = name
+    click.echo(issue_cookie(settings, user))

@@ -1,0 +1,109 @@
+"""Engine factory, SQLite pragmas and the translation of driver errors into domain errors."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from service.config import Settings
+from service.errors import DatabaseUnavailable
+
+# SQLite transactions are BEGIN IMMEDIATE unless a connection asks for a read-only one:
+# a deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
+# another writer got in between, without waiting for busy_timeout.
+READ_ONLY = {"service_read_only": True}
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An async engine for ``settings.database_url``; creates the SQLite file's folder."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings, url.database)
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={"timeout": 5, "command_timeout": 30},
+    )
+
+
+def _sqlite_engine(settings: Settings, database: str | None) -> AsyncEngine:
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_timeout=30,
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # The driver's own transaction handling is off: the "begin" hook below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # busy_timeout first: the journal_mode pragma itself waits for locks.
+        cursor.execute(f"PRAGMA busy_timeout={settings.sqlite_busy_timeout_ms}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        read_only = connection.get_execution_options().get("service_read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_postgres(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+# Every driver failure of a write means the same to a caller: it did not happen; retry later.
+UNAVAILABLE = (exc.DBAPIError, exc.TimeoutError, OSError)
+
+
+@contextlib.asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction; database failures surface as ``DatabaseUnavailable``."""
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    except UNAVAILABLE as error:
+        raise DatabaseUnavailable(describe_db_error(error)) from error
+
+
+@contextlib.asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A read-only connection; on SQLite it does not take the write lock."""
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(**READ_ONLY)
+            yield conn
+    except UNAVAILABLE as error:
+        raise DatabaseUnavailable(describe_db_error(error)) from error
+
+
+def describe_db_error(error: BaseException) -> str:
+    """A one-line reason without SQL text or parameters (they may hold user data)."""
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        return f"{type(error.orig).__name__}: {str(error.orig).splitlines()[0]}"
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch: the unit of every time column and of the event's ts."""
+    return time.time_ns() // 1_000_000

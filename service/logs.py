@@ -1,0 +1,47 @@
+"""Logging: one JSON object per line in production, readable lines on a terminal.
+
+Every record carries a stable ``action`` key (``extra={"action": "relay.sent"}``); records
+about an event carry its ``event_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+from service.config import Settings
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(action)s] %(message)s"
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(action)s %(message)s"
+
+
+class _DefaultAction(logging.Filter):
+    """Records logged without an action (e.g. by libraries) get one from their logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "action"):
+            record.action = record.name
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """Install the root handler once, as LOG_FORMAT and LOG_LEVEL say."""
+    fmt = settings.log_format
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_DefaultAction())
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "asctime": "time"})
+        )
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # aiohttp_session warns on every undecryptable cookie: a forged cookie is a 401, not news.
+    logging.getLogger("aiohttp_session").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

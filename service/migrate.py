@@ -1,0 +1,64 @@
+"""Schema migrations: upgrade to head, read the current revision, check it is at head."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.db import reading
+from service.errors import SchemaNotCurrent
+
+
+def _alembic_ini() -> Path:
+    # The project root holds alembic.ini and migrations/ (an editable install or the image's
+    # working folder); fall back to the current folder for other layouts.
+    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (root / "alembic.ini").is_file():
+            return root / "alembic.ini"
+    raise FileNotFoundError("alembic.ini not found next to the service package or in .")
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(_alembic_ini()))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert head is not None, "the migrations have no head"
+    return head
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Run ``alembic upgrade`` (blocking; it runs its own event loop)."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+async def upgrade_async(database_url: str, revision: str = "head") -> None:
+    """``upgrade`` from inside a running event loop: alembic's env runs in a worker thread."""
+    await asyncio.to_thread(upgrade, database_url, revision)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with reading(engine) as conn:
+        return await conn.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+
+
+async def ensure_at_head(engine: AsyncEngine) -> None:
+    """Raise ``SchemaNotCurrent`` unless the database is at the migrations' head."""
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaNotCurrent(
+            f"database schema is at {current or 'nothing'}, expected {head}: "
+            "run `service db upgrade`"
+        )

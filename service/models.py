@@ -1,0 +1,91 @@
+"""The tables: the outbox, the app settings document and idempotency keys.
+
+Times are epoch milliseconds (UTC) in BIGINT columns: the same type on SQLite and PostgreSQL,
+cheap to index and compare, and the unit of the event's own ``ts``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+# SQLite gives an autoincrementing rowid only to INTEGER PRIMARY KEY.
+BigSerial = BigInteger().with_variant(Integer(), "sqlite")
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+STATUSES = (PENDING, DELIVERED, DEAD)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    # seq orders the outbox; id is the event's UUID, the one Inngest deduplicates on.
+    Column("seq", BigSerial, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("name", String(256), nullable=False),
+    # The event exactly as it is sent, serialized once: the relay joins payloads into the
+    # request body without parsing them. Text, not jsonb: jsonb makes the claim ~3x slower.
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False, server_default=PENDING),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    # When a pending row is due; a claim moves it to the lease's end, so a relay that dies
+    # gives its rows back when the lease runs out.
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("locked_by", String(128)),
+    Column("locked_until", BigInteger),
+    Column("last_error", Text),
+    Column("completed_at", BigInteger),
+    Column("replay_of", String(36)),
+    CheckConstraint(f"status IN {STATUSES!r}".replace('"', "'"), name="status"),
+)
+
+# The relay's claim and the count of due rows read only this partial index.
+Index(
+    "ix_outbox_events_due",
+    outbox_events.c.next_attempt_at,
+    outbox_events.c.seq,
+    postgresql_where=text("status = 'pending'"),
+    sqlite_where=text("status = 'pending'"),
+)
+Index("ix_outbox_events_status_completed", outbox_events.c.status, outbox_events.c.completed_at)
+Index("ix_outbox_events_created", outbox_events.c.created_at)
+
+app_settings = Table(
+    "app_settings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("document", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+APP_SETTINGS_ROW = 1
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", String(256), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("event_id", String(36), nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+Index("ix_idempotency_keys_expires", idempotency_keys.c.expires_at)

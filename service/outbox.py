@@ -1,0 +1,221 @@
+"""The outbox's write and delivery SQL: add events in the caller's transaction, claim a batch
+under a lease, record what happened to it. Inspection and repair live in ``outbox_admin``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.db import reading, transaction
+from service.models import DEAD, DELIVERED, PENDING, outbox_events
+
+EVENT_NAME = "openapi/app.sync"
+EVENT_VERSION = "1"
+NOTIFY_CHANNEL = "outbox_events"
+t = outbox_events
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event ready to insert: its payload is the exact JSON that Inngest will receive."""
+
+    id: str
+    name: str
+    created_at: int
+    payload: str
+    replay_of: str | None = None
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, the one serialization of events and documents."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def new_event(
+    data: Mapping[str, Any],
+    user: Mapping[str, Any] | None,
+    ts_ms: int,
+    name: str = EVENT_NAME,
+    event_id: str | None = None,
+) -> NewEvent:
+    """Build the design's event: id, name, v, ts, data and (when there is one) user."""
+    return new_event_from_json(dumps(data), user, ts_ms, name, event_id)
+
+
+def new_event_from_json(
+    data_json: str,
+    user: Mapping[str, Any] | None,
+    ts_ms: int,
+    name: str = EVENT_NAME,
+    event_id: str | None = None,
+    replay_of: str | None = None,
+) -> NewEvent:
+    """Like ``new_event`` with ``data`` already serialized (a batch shares one settings read)."""
+    event_id = event_id or str(uuid.uuid4())
+    head = f'{{"id":"{event_id}","name":{dumps(name)},"v":"{EVENT_VERSION}","ts":{ts_ms},'
+    tail = f',"user":{dumps(user)}}}' if user is not None else "}"
+    return NewEvent(event_id, name, ts_ms, f'{head}"data":{data_json}{tail}', replay_of)
+
+
+async def add(conn: AsyncConnection, events: Sequence[NewEvent]) -> None:
+    """Insert events as pending, due now, in the caller's transaction; wake listening relays."""
+    if not events:
+        return
+    await conn.execute(
+        insert(t),
+        [
+            {
+                "id": e.id,
+                "name": e.name,
+                "payload": e.payload,
+                "status": PENDING,
+                "attempts": 0,
+                "created_at": e.created_at,
+                "next_attempt_at": e.created_at,
+                "replay_of": e.replay_of,
+            }
+            for e in events
+        ],
+    )
+    if conn.dialect.name == "postgresql":
+        # Delivered at commit, once per transaction however many rows it wrote.
+        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """A row a relay holds under its lease."""
+
+    seq: int
+    id: str
+    payload: str
+    attempts: int
+    created_at: int
+
+
+async def claim(
+    engine: AsyncEngine, relay_id: str, limit: int, lease_ms: int, now: int
+) -> list[ClaimedRow]:
+    """Lease up to ``limit`` due rows to ``relay_id`` in one atomic statement.
+
+    The lease moves ``next_attempt_at`` to its end: if the relay dies, the rows fall due again
+    when the lease runs out, and the claim needs no other condition than "due". PostgreSQL's
+    SKIP LOCKED lets concurrent relays take disjoint batches; SQLite's BEGIN IMMEDIATE
+    serializes the claims.
+    """
+    until = now + lease_ms
+    due = (
+        select(t.c.seq)
+        .where(t.c.status == PENDING, t.c.next_attempt_at <= now)
+        .order_by(t.c.next_attempt_at, t.c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(t)
+        .where(t.c.seq.in_(due))
+        .values(locked_by=relay_id, locked_until=until, next_attempt_at=until)
+        .returning(t.c.seq, t.c.id, t.c.payload, t.c.attempts, t.c.created_at)
+    )
+    async with transaction(engine) as conn:
+        rows = (await conn.execute(statement)).all()
+    claimed = [ClaimedRow(*row) for row in rows]
+    claimed.sort(key=lambda row: row.seq)
+    return claimed
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A row to try again at ``at`` (epoch ms) after ``error``."""
+
+    seq: int
+    at: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Burial:
+    """A row that failed for good."""
+
+    seq: int
+    error: str
+
+
+@dataclass
+class BatchOutcome:
+    """What a relay learned about the rows it held; recorded in one transaction."""
+
+    delivered: list[int] = field(default_factory=list)
+    retries: list[Retry] = field(default_factory=list)
+    burials: list[Burial] = field(default_factory=list)
+    # Rows handed back untouched (attempts unchanged), due at the given time: a wrong key.
+    released: list[int] = field(default_factory=list)
+    released_until: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.delivered or self.retries or self.burials or self.released)
+
+
+async def record(engine: AsyncEngine, relay_id: str, outcome: BatchOutcome, now: int) -> None:
+    """Write a batch's outcome. Only rows still leased to ``relay_id`` are rescheduled or
+    buried; a delivery is recorded whoever holds the row, since it did reach Inngest."""
+    held = and_(t.c.seq == bindparam("b_seq"), t.c.status == PENDING, t.c.locked_by == relay_id)
+    unlock = {"locked_by": None, "locked_until": None}
+    async with transaction(engine) as conn:
+        if outcome.delivered:
+            await conn.execute(
+                update(t)
+                .where(t.c.seq.in_(outcome.delivered), t.c.status == PENDING)
+                .values(status=DELIVERED, completed_at=now, attempts=t.c.attempts + 1, **unlock)
+            )
+        if outcome.retries:
+            await conn.execute(
+                update(t)
+                .where(held)
+                .values(
+                    attempts=t.c.attempts + 1,
+                    next_attempt_at=bindparam("b_at"),
+                    last_error=bindparam("b_error"),
+                    **unlock,
+                ),
+                [{"b_seq": r.seq, "b_at": r.at, "b_error": r.error} for r in outcome.retries],
+            )
+        if outcome.burials:
+            await conn.execute(
+                update(t)
+                .where(held)
+                .values(
+                    status=DEAD,
+                    attempts=t.c.attempts + 1,
+                    completed_at=now,
+                    last_error=bindparam("b_error"),
+                    **unlock,
+                ),
+                [{"b_seq": b.seq, "b_error": b.error} for b in outcome.burials],
+            )
+        if outcome.released:
+            await conn.execute(
+                update(t)
+                .where(
+                    t.c.seq.in_(outcome.released),
+                    t.c.status == PENDING,
+                    t.c.locked_by == relay_id,
+                )
+                .values(next_attempt_at=outcome.released_until, **unlock)
+            )
+
+
+async def next_due_at(engine: AsyncEngine) -> int | None:
+    """When the earliest pending row falls due (epoch ms), or None when nothing is pending."""
+    async with reading(engine) as conn:
+        value = await conn.scalar(
+            select(func.min(t.c.next_attempt_at)).where(t.c.status == PENDING)
+        )
+    return None if value is None else int(value)

@@ -1,0 +1,154 @@
+"""The aiohttp application: routes, the error and session middlewares, and resource contexts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp_session
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service import app_settings, outbox
+from service.auth import Caller, RotatingCookieStorage, Unauthenticated, authenticate, is_internal
+from service.config import Settings
+from service.db import create_engine, now_ms, reading, transaction
+from service.errors import InvalidInput, SchemaNotCurrent
+from service.ingest import SyncEventWriter
+from service.migrate import ensure_at_head
+from service.problems import problem, problem_middleware
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+WRITER = web.AppKey("writer", SyncEventWriter)
+# Set whenever events were committed: the in-process relay waits on it.
+NEW_WORK = web.AppKey("new_work", asyncio.Event)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
+    """Build the application; resources are opened by its cleanup contexts, not here."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            problem_middleware,
+            aiohttp_session.session_middleware(RotatingCookieStorage(settings)),
+        ],
+    )
+    app[SETTINGS] = settings
+    app[NEW_WORK] = asyncio.Event()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_writer)
+    if relay:
+        from service.relay import relay_context
+
+        app.cleanup_ctx.append(relay_context)
+    app.router.add_post("/api", post_sync)
+    app.router.add_get("/api/settings", get_settings)
+    app.router.add_put("/api/settings", put_settings)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[SETTINGS])
+    app[ENGINE] = engine
+    yield
+    await engine.dispose()
+
+
+async def _writer(app: web.Application) -> AsyncIterator[None]:
+    writer = SyncEventWriter(app[ENGINE], on_commit=app[NEW_WORK].set)
+    writer.start()
+    app[WRITER] = writer
+    yield
+    await writer.close()
+
+
+async def _caller(request: web.Request) -> Caller:
+    try:
+        return await authenticate(request, request.app[SETTINGS].internal_api_tokens)
+    except Unauthenticated as exc:
+        raise problem(
+            401,
+            "Unauthorized",
+            "Send a session cookie or an `Authorization: Bearer` internal token.",
+            headers={"WWW-Authenticate": 'Bearer realm="service"'},
+        ) from exc
+
+
+async def _json_body(request: web.Request, *, required: bool) -> dict[str, Any] | None:
+    """The request's JSON object; None for an empty optional body; 400/413 otherwise."""
+    raw = await request.read()  # aiohttp answers 413 beyond client_max_size
+    if not raw.strip():
+        if required:
+            raise problem(400, "Bad Request", "The body must be a JSON object.")
+        return None
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise problem(400, "Bad Request", "The body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise problem(400, "Bad Request", "The body must be a JSON object.")
+    return body
+
+
+async def post_sync(request: web.Request) -> web.Response:
+    """Enqueue an ``openapi/app.sync`` event; answer once its row has committed."""
+    accepted_at = now_ms()
+    caller = await _caller(request)
+    await _json_body(request, required=False)
+    event_id = await request.app[WRITER].submit(caller.user, accepted_at)
+    return web.json_response({"success": "true", "id": event_id})
+
+
+async def _internal_caller(request: web.Request) -> Caller:
+    caller = await _caller(request)
+    if not is_internal(caller):
+        raise problem(403, "Forbidden", "The app settings take an internal token.")
+    return caller
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    """The app settings document."""
+    await _internal_caller(request)
+    async with reading(request.app[ENGINE]) as conn:
+        document = await app_settings.read_json(conn)
+    return web.Response(text=document, content_type="application/json")
+
+
+async def put_settings(request: web.Request) -> web.Response:
+    """Replace the settings and enqueue their sync event in the same transaction."""
+    accepted_at = now_ms()
+    await _internal_caller(request)
+    document = await _json_body(request, required=True)
+    async with transaction(request.app[ENGINE]) as conn:
+        try:
+            stored = await app_settings.replace(conn, document, accepted_at)
+        except InvalidInput as exc:
+            raise problem(400, "Bad Request", str(exc)) from exc
+        event = outbox.new_event_from_json(stored, None, accepted_at)
+        await outbox.add(conn, [event])
+    request.app[NEW_WORK].set()
+    return web.json_response({"success": "true", "id": event.id})
+
+
+async def health(_request: web.Request) -> web.Response:
+    """The process is alive."""
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """The database answers and its schema is at the migrations' head."""
+    try:
+        async with asyncio.timeout(5):
+            await ensure_at_head(request.app[ENGINE])
+    except SchemaNotCurrent as exc:
+        raise problem(503, "Not Ready", str(exc)) from exc
+    except Exception as exc:  # whatever the driver raises, the answer is the same
+        raise problem(503, "Not Ready", "database unreachable") from exc
+    return web.json_response({"status": "ready"})

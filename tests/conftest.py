@@ -1,0 +1,146 @@
+"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, settings, an app client.
+
+Every test database is built by ``alembic upgrade head``: once per session into a template
+(a SQLite file, a PostgreSQL template database), then copied for each test, which is fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service import migrate
+from service.config import InngestSettings, RelaySettings, Settings
+from service.db import create_engine
+
+TOKEN = "test-internal-token-0123456789abcdef"
+SECRET = "test-session-secret-0123456789abcdefghijklmnop"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _postgres_reason() -> str | None:
+    """None when the PostgreSQL server answers, else why the PostgreSQL tests are skipped."""
+    try:
+        conn = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {exc}"
+    await conn.close()
+    return None
+
+
+async def admin_execute(*statements: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    reason = asyncio.run(_postgres_reason())
+    if reason and os.environ.get("REQUIRE_POSTGRES"):
+        pytest.fail(reason)
+    if reason:
+        pytest.skip(reason)
+    name = f"svc_template_{uuid.uuid4().hex[:8]}"
+    asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
+    migrate.upgrade(postgres_url(name))
+    yield name
+    asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_template(backend: str, request: pytest.FixtureRequest) -> str:
+    """The migrated template of the test's backend (sync: alembic runs its own loop)."""
+    if backend == "sqlite":
+        return str(request.getfixturevalue("sqlite_template"))
+    return str(request.getfixturevalue("postgres_template"))
+
+
+@pytest.fixture
+async def database_url(backend: str, database_template: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test, on the test's backend."""
+    if backend == "sqlite":
+        path = tmp_path / "service.db"
+        shutil.copyfile(database_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = f"svc_{uuid.uuid4().hex[:12]}"
+    await admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
+    yield postgres_url(name)
+    await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_url(database: str) -> str:
+    """The SQLAlchemy URL of a database on the test server."""
+    base = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+    return f"{base}/{database}"
+
+
+def make_settings(database_url: str, **changes: object) -> Settings:
+    """Settings for tests: known secrets, a short busy timeout, Inngest nowhere by default."""
+    settings = Settings(
+        database_url=database_url,
+        sqlite_busy_timeout_ms=1000,
+        session_secret=SECRET,
+        internal_api_tokens=(TOKEN,),
+        log_format="text",
+        inngest=InngestSettings(
+            origin="http://127.0.0.1:9", event_key="test-event-key", dev_mode=False
+        ),
+        relay=RelaySettings(),
+    )
+    return settings.replace(**changes)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings) -> TestClient:  # type: ignore[no-untyped-def]
+    from service.web import create_app
+
+    return await aiohttp_client(create_app(settings))
+
+
+def bearer(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,74 @@
+"""Real ``service`` processes for crash and concurrency tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import SECRET, TOKEN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a service process under test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "RELAY_"))}
+    env.update(
+        DATABASE_URL=database_url,
+        SESSION_SECRET=SECRET,
+        INTERNAL_API_TOKENS=TOKEN,
+        LOG_FORMAT="json",
+        SQLITE_BUSY_TIMEOUT_MS="5000",
+    )
+    env.update(extra)
+    return env
+
+
+def spawn(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``python -m service ARGS`` with its output in ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "service", *args],
+            env=dict(env),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Wait until ``url`` answers 200, failing early if the process died."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"process exited with {process.returncode}")
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> int:
+    if process.poll() is None:
+        process.send_signal(sig)
+    return process.wait(timeout=30)

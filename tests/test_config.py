@@ -1,0 +1,94 @@
+"""Settings from the environment: defaults, precedence, and one clear line for a bad value."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main
+from service.config import INNGEST_CLOUD_ORIGIN, INNGEST_DEV_ORIGIN, ConfigError, Settings
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite+aiosqlite:///var/service.db"
+    assert settings.sqlite_synchronous == "FULL"
+    assert settings.port == 8080
+    assert settings.inngest.origin == INNGEST_CLOUD_ORIGIN
+    assert settings.relay.lease_seconds > settings.inngest.request_timeout
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+    ],
+)
+def test_database_urls_map_onto_async_drivers(given: str, expected: str) -> None:
+    assert Settings.from_env({"DATABASE_URL": given}).database_url == expected
+
+
+def test_inngest_origin_precedence() -> None:
+    env = {"INNGEST_DEV": "1"}
+    assert Settings.from_env(env).inngest.origin == INNGEST_DEV_ORIGIN
+    assert Settings.from_env({"INNGEST_DEV": "false"}).inngest.origin == INNGEST_CLOUD_ORIGIN
+    env["INNGEST_BASE_URL"] = "http://base:1"
+    assert Settings.from_env(env).inngest.origin == "http://base:1"
+    env["INNGEST_EVENT_API_BASE_URL"] = "http://events:2"
+    assert Settings.from_env(env).inngest.origin == "http://events:2"
+    dev_url = {"INNGEST_DEV": "http://devhost:8288"}
+    assert Settings.from_env(dev_url).inngest.origin == "http://devhost:8288"
+
+
+def test_event_key_is_redacted_from_the_endpoint() -> None:
+    inngest = Settings.from_env({"INNGEST_EVENT_KEY": "secret-key-123"}).inngest
+    assert inngest.endpoint.endswith("/e/secret-key-123")
+    assert "secret-key-123" not in inngest.redacted_endpoint
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("DATABASE_URL", "mysql://x"),
+        ("SQLITE_SYNCHRONOUS", "sometimes"),
+        ("SESSION_SECRET", "short"),
+        ("INTERNAL_API_TOKENS", "a,b"),
+        ("RELAY_BATCH_SIZE", "6000"),
+        ("RELAY_POLL_INTERVAL", "soon"),
+        ("RELAY_LEASE", "5s"),
+        ("SERVICE_ENV", "staging"),
+        ("INNGEST_BASE_URL", "ftp://x"),
+    ],
+)
+def test_bad_values_name_their_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({variable: value})
+    assert raised.value.variable == variable
+    assert str(raised.value).startswith(f"{variable}: ")
+
+
+def test_production_requires_a_session_secret() -> None:
+    with pytest.raises(ConfigError, match="SESSION_SECRET"):
+        Settings.from_env({"SERVICE_ENV": "production"})
+    settings = Settings.from_env({"SERVICE_ENV": "production", "SESSION_SECRET": "s" * 40})
+    assert settings.session_cookie_secure
+
+
+def test_cli_prints_one_line_and_exits_2_on_a_bad_value() -> None:
+    result = CliRunner().invoke(main, ["db", "current"], env={"PORT": "nope"})
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: PORT: must be an integer, got 'nope'"
+
+
+def test_durations_accept_units() -> None:
+    settings = Settings.from_env(
+        {"RELAY_POLL_INTERVAL": "250ms", "RETENTION_DELIVERED": "2d", "RETENTION_DEAD": "never"}
+    )
+    assert settings.relay.poll_interval == 0.25
+    assert settings.relay.delivered_retention == 2 * 86400
+    assert settings.relay.dead_retention is None

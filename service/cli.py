@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -17,6 +19,7 @@ from service.config import ConfigError, Settings
 from service.db import create_engine, describe_db_error, now_ms, reading, transaction
 from service.errors import ServiceError
 from service.logs import configure_logging
+from service.relay import require_event_key
 
 T = TypeVar("T")
 
@@ -75,6 +78,8 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
 
     settings = load_settings()
     settings = settings.replace(host=host or settings.host, port=port or settings.port)
+    if not no_relay:
+        require_key(settings)
     run(with_engine(settings, _nothing))  # refuse to start on an old schema or no database
     app = create_app(settings, relay=not no_relay)
     click.echo(f"service: listening on http://{settings.host}:{settings.port}", err=True)
@@ -87,6 +92,29 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
         shutdown_timeout=10,
         handle_signals=True,
     )
+
+
+@main.command()
+@click.option("--metrics-port", type=int, help="Port of /metrics and /health (0: off).")
+def relay(metrics_port: int | None) -> None:
+    """Deliver the outbox to Inngest until SIGTERM or SIGINT (several may run at once)."""
+    from service.worker import run_relay_process
+
+    settings = load_settings()
+    if metrics_port is not None:
+        settings = settings.replace(
+            relay=dataclasses.replace(settings.relay, metrics_port=metrics_port)
+        )
+    require_key(settings)
+    with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+        run(run_relay_process(settings))
+
+
+def require_key(settings: Settings) -> None:
+    try:
+        require_event_key(settings)
+    except ConfigError as exc:
+        fail(str(exc), code=2)
 
 
 @main.group()

@@ -41,7 +41,9 @@ class _Request:
 class SyncEventWriter:
     """Writes ``openapi/app.sync`` events in group commits; ``submit`` returns once committed."""
 
-    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, on_commit: Callable[[int], None] = lambda _count: None
+    ) -> None:
         self._engine = engine
         self._on_commit = on_commit
         self._queue: list[_Request] = []
@@ -117,4 +119,4 @@ class SyncEventWriter:
             if not request.done.done():
                 request.done.set_result(None)
         with contextlib.suppress(Exception):
-            self._on_commit()
+            self._on_commit(len(batch))

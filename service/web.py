@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp_session
@@ -15,8 +16,9 @@ from service import app_settings, outbox
 from service.auth import Caller, RotatingCookieStorage, Unauthenticated, authenticate, is_internal
 from service.config import Settings
 from service.db import create_engine, now_ms, reading, transaction
-from service.errors import InvalidInput, SchemaNotCurrent
+from service.errors import DatabaseUnavailable, InvalidInput, SchemaNotCurrent
 from service.ingest import SyncEventWriter
+from service.metrics import CONTENT_TYPE, Metrics, http_metrics_middleware
 from service.migrate import ensure_at_head
 from service.problems import problem, problem_middleware
 
@@ -25,21 +27,23 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 WRITER = web.AppKey("writer", SyncEventWriter)
 # Set whenever events were committed: the in-process relay waits on it.
 NEW_WORK = web.AppKey("new_work", asyncio.Event)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+METRICS = web.AppKey("metrics", Metrics)
 
 
 def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     """Build the application; resources are opened by its cleanup contexts, not here."""
+    metrics = Metrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
+            http_metrics_middleware(metrics),
             problem_middleware,
             aiohttp_session.session_middleware(RotatingCookieStorage(settings)),
         ],
     )
     app[SETTINGS] = settings
     app[NEW_WORK] = asyncio.Event()
+    app[METRICS] = metrics
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_writer)
     if relay:
@@ -51,6 +55,7 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     app.router.add_put("/api/settings", put_settings)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics_page)
     return app
 
 
@@ -62,7 +67,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _writer(app: web.Application) -> AsyncIterator[None]:
-    writer = SyncEventWriter(app[ENGINE], on_commit=app[NEW_WORK].set)
+    new_work, accepted = app[NEW_WORK], app[METRICS].accepted
+
+    def committed(count: int) -> None:
+        accepted.inc(count)
+        new_work.set()
+
+    writer = SyncEventWriter(app[ENGINE], on_commit=committed)
     writer.start()
     app[WRITER] = writer
     yield
@@ -133,6 +144,7 @@ async def put_settings(request: web.Request) -> web.Response:
             raise problem(400, "Bad Request", str(exc)) from exc
         event = outbox.new_event_from_json(stored, None, accepted_at)
         await outbox.add(conn, [event])
+    request.app[METRICS].accepted.inc()
     request.app[NEW_WORK].set()
     return web.json_response({"success": "true", "id": event.id})
 
@@ -152,3 +164,11 @@ async def ready(request: web.Request) -> web.Response:
     except Exception as exc:  # whatever the driver raises, the answer is the same
         raise problem(503, "Not Ready", "database unreachable") from exc
     return web.json_response({"status": "ready"})
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Prometheus text; the outbox gauges are read at most every few seconds."""
+    registry = request.app[METRICS]
+    with contextlib.suppress(DatabaseUnavailable):  # the counters are still worth a scrape
+        await registry.refresh_outbox_gauges(request.app[ENGINE])
+    return web.Response(body=registry.exposition(), headers={"Content-Type": CONTENT_TYPE})

@@ -72,3 +72,8 @@ def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> int:
     if process.poll() is None:
         process.send_signal(sig)
     return process.wait(timeout=30)
+
+
+async def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    """``kill`` without blocking the event loop (a fake Inngest in this loop must answer)."""
+    return await asyncio.to_thread(kill, process, sig)

@@ -78,7 +78,7 @@ def test_db_current_and_commands_refuse_an_unmigrated_database(tmp_path: Path) -
     shown = cli(url, "settings", "show")
     assert shown.exit_code == 1
     assert "service db upgrade" in shown.output
-    served = cli(url, "serve", "--port", "1")
+    served = cli(url, "serve", "--no-relay", "--port", "1")
     assert served.exit_code == 1
     assert "service db upgrade" in served.output
     assert cli(url, "db", "upgrade").exit_code == 0

@@ -51,7 +51,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_outbox_events_status_completed", "outbox_events", ["status", "completed_at"]
     )
-    op.create_index("ix_outbox_events_created", "outbox_events", ["created_at"])
+    op.create_index(
+        "ix_outbox_events_pending_created",
+        "outbox_events",
+        ["created_at"],
+        postgresql_where=PENDING_ONLY,
+        sqlite_where=PENDING_ONLY,
+    )
 
     op.create_table(
         "app_settings",

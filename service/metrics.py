@@ -1,0 +1,97 @@
+"""Prometheus collectors, one registry per process (no module-level state, so tests and
+several apps in one process never share counters)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.outbox_admin import gauge_snapshot
+
+DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+SEND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+GAUGE_MAX_AGE = 5.0  # seconds a scrape may reuse the outbox gauges' last reading
+
+
+class Metrics:
+    """Every collector of the service, registered in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.accepted = Counter(
+            "outbox_events_accepted", "Events written to the outbox.", registry=r
+        )
+        self.delivered = Counter("outbox_events_delivered", "Events Inngest accepted.", registry=r)
+        self.buried = Counter("outbox_events_buried", "Events moved to dead.", registry=r)
+        self.attempts = Counter(
+            "relay_delivery_attempts",
+            "Requests to Inngest's Event API, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.send_seconds = Histogram(
+            "relay_batch_send_seconds",
+            "Duration of one request to Inngest.",
+            buckets=SEND_BUCKETS,
+            registry=r,
+        )
+        self.delivery_delay = Histogram(
+            "outbox_delivery_delay_seconds",
+            "From acceptance of an event to its delivery.",
+            buckets=DELAY_BUCKETS,
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "http_requests", "HTTP requests, by route and status.", ["route", "status"], registry=r
+        )
+        self.pending = Gauge("outbox_pending_rows", "Rows waiting for delivery.", registry=r)
+        self.dead = Gauge("outbox_dead_rows", "Rows that failed for good.", registry=r)
+        self.oldest_pending = Gauge(
+            "outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending row (0 when none).",
+            registry=r,
+        )
+        self._gauges_read_at = 0.0
+
+    async def refresh_outbox_gauges(self, engine: AsyncEngine) -> None:
+        """Read the outbox gauges from the database, at most once every few seconds."""
+        if time.monotonic() - self._gauges_read_at < GAUGE_MAX_AGE:
+            return
+        snapshot = await gauge_snapshot(engine)
+        self.pending.set(snapshot.pending)
+        self.dead.set(snapshot.dead)
+        self.oldest_pending.set(snapshot.oldest_pending_age)
+        self._gauges_read_at = time.monotonic()
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def http_metrics_middleware(metrics: Metrics) -> Middleware:
+    """A middleware counting requests by route (its template, not the raw path) and status."""
+
+    @web.middleware
+    async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            metrics.http_requests.labels(route, str(error.status)).inc()
+            raise
+        metrics.http_requests.labels(route, str(response.status)).inc()
+        return response
+
+    return count_requests

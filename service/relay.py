@@ -1,0 +1,231 @@
+"""The relay loop: wait for work, claim a batch under a lease, deliver it, record the outcome.
+
+``Relay.run`` keeps ``RELAY_CONCURRENCY`` batches in flight (the loop waits on round trips, not
+on the CPU) until its stop event is set; each worker then finishes and records the batch it
+holds. The in-process relay of ``service serve`` is ``relay_context``; ``service relay`` runs
+the same loop in a process of its own (``service.worker``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service import outbox, outbox_admin
+from service.config import ConfigError, Settings
+from service.db import now_ms
+from service.delivery import Deliverer
+from service.errors import DatabaseUnavailable
+from service.inngest import InngestClient, SendResult, user_agent
+from service.metrics import Metrics
+from service.retry import backoff_ceiling
+
+log = logging.getLogger(__name__)
+
+RECORD_RETRIES = 5
+HOUSEKEEPING_INTERVAL = 60.0
+
+
+def new_relay_id() -> str:
+    """Names a relay in ``locked_by``: host, process and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def require_event_key(settings: Settings) -> None:
+    """A relay outside dev mode cannot deliver without a key: refuse to start."""
+    if not settings.inngest.event_key and not settings.inngest.dev_mode:
+        raise ConfigError(
+            "INNGEST_EVENT_KEY",
+            "required to deliver events (or set INNGEST_DEV=1 for a dev server)",
+        )
+
+
+async def wait_any(*aws: asyncio.Future[object] | asyncio.Task[object]) -> None:
+    """Return as soon as one of ``aws`` is done, cancelling the others."""
+    _, pending = await asyncio.wait(aws, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+class Relay:
+    """Delivers the outbox of one database; several relays may share it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        client: InngestClient,
+        metrics: Metrics,
+        *,
+        wake: asyncio.Event | None = None,
+        relay_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings.relay
+        self.engine = engine
+        self.metrics = metrics
+        self.relay_id = relay_id or new_relay_id()
+        self.wake = wake or asyncio.Event()
+        self._deliverer = Deliverer(client, self.settings, metrics, rng)
+        self._paused_until = 0.0  # monotonic time; set while Inngest refuses the key
+        self._auth_failures = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; the batches in flight are finished and recorded."""
+        log.info(
+            "relay %s started (%d workers)",
+            self.relay_id,
+            self.settings.concurrency,
+            extra={"action": "relay.started"},
+        )
+        tasks = [
+            asyncio.create_task(self._worker(stop), name=f"relay-worker-{n}")
+            for n in range(self.settings.concurrency)
+        ]
+        tasks.append(asyncio.create_task(self._housekeeping(stop), name="relay-housekeeping"))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("relay %s stopped", self.relay_id, extra={"action": "relay.stopped"})
+
+    async def _worker(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if await self._wait_while_paused(stop):
+                continue
+            self.wake.clear()
+            try:
+                rows = await outbox.claim(
+                    self.engine,
+                    self.relay_id,
+                    self.settings.batch_size,
+                    int(self.settings.lease_seconds * 1000),
+                    now_ms(),
+                )
+            except DatabaseUnavailable as exc:
+                log.error("claim failed: %s", exc, extra={"action": "relay.claim_failed"})
+                await self._sleep(stop, self.settings.poll_interval)
+                continue
+            if not rows:
+                await self._idle(stop)
+                continue
+            await self._deliver(rows)
+
+    async def _deliver(self, rows: list[outbox.ClaimedRow]) -> None:
+        delivery = await self._deliverer.deliver(rows, self._auth_pause_ms())
+        # Shielded: a stop (or a cancelled worker) must not leave a sent batch unrecorded.
+        await asyncio.shield(self._record(delivery.outcome))
+        if delivery.unauthorized is not None:
+            self._pause_for_key(delivery.unauthorized)
+        elif delivery.outcome.delivered:
+            self._auth_failures = 0
+
+    async def _record(self, outcome: outbox.BatchOutcome) -> None:
+        """Write the outcome, retrying through a short database outage; if it stays down, the
+        lease runs out and another relay sends the rows again under the same ids (Inngest
+        drops the repeats)."""
+        for attempt in range(RECORD_RETRIES):
+            try:
+                await outbox.record(self.engine, self.relay_id, outcome, now_ms())
+                return
+            except DatabaseUnavailable as exc:
+                log.error(
+                    "recording a batch failed (try %d): %s",
+                    attempt + 1,
+                    exc,
+                    extra={"action": "relay.record_failed"},
+                )
+                await asyncio.sleep(min(2**attempt * 0.1, 2.0))
+
+    def _auth_pause_ms(self) -> int:
+        s = self.settings
+        pause = backoff_ceiling(self._auth_failures + 1, max(s.backoff_base, 1.0), s.backoff_max)
+        return int(pause * 1000)
+
+    def _pause_for_key(self, result: SendResult) -> None:
+        pause = self._auth_pause_ms() / 1000
+        self._auth_failures += 1
+        self._paused_until = time.monotonic() + pause
+        log.error(
+            "Inngest refused the event key (%s); no event is dead-lettered, the relay retries "
+            "in %.0fs: check INNGEST_EVENT_KEY",
+            result.error,
+            pause,
+            extra={"action": "relay.unauthorized"},
+        )
+
+    async def _wait_while_paused(self, stop: asyncio.Event) -> bool:
+        remaining = self._paused_until - time.monotonic()
+        if remaining <= 0:
+            return False
+        await self._sleep(stop, remaining)
+        return True
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for a wake-up, the next due row, the poll interval or the stop."""
+        timeout = self.settings.poll_interval
+        with contextlib.suppress(DatabaseUnavailable):
+            due = await outbox.next_due_at(self.engine)
+            if due is not None:
+                # At least a moment: a due row another relay is claiming right now is not ours.
+                timeout = min(timeout, max(0.01, (due - now_ms()) / 1000))
+        await wait_any(
+            asyncio.ensure_future(self.wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(asyncio.sleep(timeout)),
+        )
+
+    @staticmethod
+    async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        """Apply the retention settings now and then."""
+        while not stop.is_set():
+            try:
+                await outbox_admin.apply_retention(self.engine, self.settings)
+            except DatabaseUnavailable as exc:
+                log.error("retention failed: %s", exc, extra={"action": "relay.retention_failed"})
+            await self._sleep(stop, HOUSEKEEPING_INTERVAL)
+
+
+@contextlib.asynccontextmanager
+async def inngest_client(settings: Settings) -> AsyncIterator[InngestClient]:
+    """An Inngest client over its own HTTP session, closed on exit."""
+    connector = aiohttp.TCPConnector(limit=max(4, settings.relay.concurrency * 2))
+    async with aiohttp.ClientSession(
+        connector=connector, headers={"user-agent": user_agent()}
+    ) as session:
+        yield InngestClient(settings.inngest, session)
+
+
+async def relay_context(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx of ``service serve``: the in-process relay, woken by each commit."""
+    from service.web import ENGINE, METRICS, NEW_WORK, SETTINGS
+
+    settings = app[SETTINGS]
+    stop = asyncio.Event()
+    async with inngest_client(settings) as client:
+        relay = Relay(settings, app[ENGINE], client, app[METRICS], wake=app[NEW_WORK])
+        task = asyncio.create_task(relay.run(stop), name="relay")
+        yield
+        stop.set()
+        try:
+            await asyncio.wait_for(task, timeout=settings.inngest.request_timeout + 5)
+        except TimeoutError:
+            log.error("relay did not stop in time", extra={"action": "relay.stop_timeout"})

@@ -1,0 +1,136 @@
+"""``service relay``: the relay in a process of its own, several of which may share a database.
+
+It wakes on PostgreSQL's NOTIFY from each insert (polling is the fallback, and SQLite's only
+way), serves ``/metrics`` and ``/health`` on ``RELAY_METRICS_PORT`` (0 turns that off), and
+stops on SIGTERM or SIGINT after recording the batches in flight; a second signal exits at
+once (the leases give the rows back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service import migrate
+from service.config import Settings
+from service.db import create_engine
+from service.errors import DatabaseUnavailable
+from service.metrics import CONTENT_TYPE, Metrics
+from service.outbox import NOTIFY_CHANNEL
+from service.relay import Relay, inngest_client
+
+log = logging.getLogger(__name__)
+
+
+async def run_relay_process(settings: Settings) -> None:
+    """Run one relay until a signal; raises ``SchemaNotCurrent`` on an old schema."""
+    stop = asyncio.Event()
+    _install_signal_handlers(stop, asyncio.current_task())
+    engine = create_engine(settings)
+    metrics = Metrics()
+    try:
+        await migrate.ensure_at_head(engine)
+        async with (
+            inngest_client(settings) as client,
+            _listening(settings, engine.dialect.name) as wake,
+            _metrics_server(settings, metrics, engine),
+        ):
+            await Relay(settings, engine, client, metrics, wake=wake).run(stop)
+    finally:
+        await engine.dispose()
+
+
+def _install_signal_handlers(stop: asyncio.Event, main: asyncio.Task[object] | None) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            log.info(
+                "%s: finishing the batches in flight",
+                signal.Signals(signum).name,
+                extra={"action": "relay.stopping"},
+            )
+            stop.set()
+        elif main is not None:
+            log.warning("second signal: exiting now", extra={"action": "relay.abort"})
+            main.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+@contextlib.asynccontextmanager
+async def _listening(settings: Settings, dialect: str) -> AsyncIterator[asyncio.Event]:
+    """An event set by every NOTIFY of new rows (PostgreSQL); never set on SQLite."""
+    wake = asyncio.Event()
+    if dialect != "postgresql":
+        yield wake
+        return
+    task = asyncio.create_task(_listen_forever(settings, wake), name="relay-listen")
+    try:
+        yield wake
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _listen_forever(settings: Settings, wake: asyncio.Event) -> None:
+    """Keep a LISTEN connection open, reconnecting after a loss; polling covers the gaps."""
+    dsn = make_url(settings.database_url).set(drivername="postgresql")
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn.render_as_string(hide_password=False), timeout=10)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            log.warning(
+                "LISTEN connection failed: %s", exc, extra={"action": "relay.listen_failed"}
+            )
+            await asyncio.sleep(settings.relay.poll_interval * 5)
+            continue
+        lost = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _conn, ended=lost: ended.set())
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: wake.set())
+            wake.set()  # rows may have arrived while nobody listened
+            await lost.wait()
+            log.warning("LISTEN connection lost", extra={"action": "relay.listen_lost"})
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+
+@contextlib.asynccontextmanager
+async def _metrics_server(
+    settings: Settings, metrics: Metrics, engine: AsyncEngine
+) -> AsyncIterator[None]:
+    """``/metrics`` and ``/health`` of this relay process."""
+    port = settings.relay.metrics_port
+    if port == 0:
+        yield
+        return
+
+    async def metrics_page(_request: web.Request) -> web.Response:
+        with contextlib.suppress(DatabaseUnavailable):  # a scrape still gets the counters
+            await metrics.refresh_outbox_gauges(engine)
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.relay.metrics_host, port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()

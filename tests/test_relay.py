@@ -1,0 +1,277 @@
+"""Every delivery rule, against a real fake Inngest and a real database on each backend."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service import outbox
+from service.config import Settings
+from service.db import now_ms
+from tests.fake_inngest import Answer, running_fake
+from tests.relay_harness import (
+    EVENT_KEY,
+    eventually,
+    relay_settings,
+    rows_by_id,
+    running_relay,
+    seed,
+    settled,
+    statuses,
+)
+
+
+async def test_200_delivers_the_stored_events_exactly(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    ids = await seed(engine, 10)
+    stored = {i: row["payload"] for i, row in (await rows_by_id(engine)).items()}
+    async with running_fake(event_key=EVENT_KEY) as fake:
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine))
+        assert fake.received_ids == ids
+        assert [
+            json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in fake.received
+        ] == [stored[i] for i in ids]
+        assert len(fake.requests) == 1
+        assert fake.requests[0].headers["User-Agent"].startswith("service/")
+    rows = await rows_by_id(engine)
+    assert {r["status"] for r in rows.values()} == {"delivered"}
+    assert all(r["attempts"] == 1 and r["locked_by"] is None for r in rows.values())
+    assert all(r["completed_at"] >= r["created_at"] for r in rows.values())
+
+
+async def test_200_with_text_content_type_still_delivers(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    await seed(engine, 3)
+    async with running_fake(default=Answer.ok(content_type="text/plain")) as fake:
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine))
+    assert set((await statuses(engine)).values()) == {"delivered"}
+
+
+async def test_partial_400_delivers_prefix_buries_failed_and_resends_rest(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    ids = await seed(engine, 5)
+    async with running_fake() as fake:
+        fake.enqueue(Answer.partial(2, "data.plan: must be a string"))
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine))
+        assert sorted(fake.received_ids) == sorted([ids[0], ids[1], ids[3], ids[4]])
+    rows = await rows_by_id(engine)
+    assert [rows[i]["status"] for i in ids] == [
+        "delivered",
+        "delivered",
+        "dead",
+        "delivered",
+        "delivered",
+    ]
+    assert "data.plan: must be a string" in rows[ids[2]]["last_error"]
+    assert rows[ids[3]]["attempts"] == 1  # never refused: the resend is its first real attempt
+
+
+async def test_400_with_no_ids_accepted_buries_only_the_first(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    ids = await seed(engine, 3)
+    async with running_fake() as fake:
+        fake.enqueue(Answer.none_accepted("name is reserved"))
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine))
+    assert [(await statuses(engine))[i] for i in ids] == ["dead", "delivered", "delivered"]
+
+
+async def test_401_keeps_every_row_pending_and_pauses(
+    settings: Settings, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    await seed(engine, 4)
+    async with running_fake(event_key="the-right-key-000") as fake:
+        async with running_relay(relay_settings(settings, fake.origin), engine) as relay:
+            await eventually(lambda: _len_at_least(fake.requests, 1))
+            await eventually(lambda: _unlocked(engine))
+            requests_seen = len(fake.requests)
+            rows = await rows_by_id(engine)
+            assert relay._paused_until > 0
+        assert len(fake.requests) == requests_seen  # paused: no hammering with a bad key
+    assert {r["status"] for r in rows.values()} == {"pending"}
+    assert {r["attempts"] for r in rows.values()} == {0}
+    assert all(r["next_attempt_at"] > now_ms() - 5000 for r in rows.values())
+    refused = [r for r in caplog.records if getattr(r, "action", "") == "relay.unauthorized"]
+    assert refused and "INNGEST_EVENT_KEY" in refused[0].getMessage()
+    assert EVENT_KEY not in caplog.text
+
+
+async def test_403_is_treated_like_401(settings: Settings, engine: AsyncEngine) -> None:
+    await seed(engine, 2)
+    async with running_fake(default=Answer.forbidden()) as fake:
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: _len_at_least(fake.requests, 1))
+            await eventually(lambda: _unlocked(engine))
+    assert set((await statuses(engine)).values()) == {"pending"}
+
+
+async def test_413_splits_the_batch(settings: Settings, engine: AsyncEngine) -> None:
+    ids = await seed(engine, 8)
+    async with running_fake() as fake:
+        fake.enqueue(Answer.payload_too_large(), Answer.payload_too_large())
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine))
+        assert [len(r.events) for r in fake.requests] == [8, 4, 2, 2, 4]
+        assert sorted(fake.received_ids) == sorted(ids)
+    assert set((await statuses(engine)).values()) == {"delivered"}
+
+
+async def test_an_event_too_large_alone_is_buried(settings: Settings, engine: AsyncEngine) -> None:
+    ids = await seed(engine, 6, data=lambda n: {"big": n == 3})
+
+    def refuse_big(_index: int, events: list[dict[str, object]]) -> Answer | None:
+        for position, event in enumerate(events):
+            if event["data"] == {"big": True}:
+                return Answer.too_large(position)
+        return None
+
+    async with running_fake(policy=refuse_big) as fake:
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine))
+    rows = await rows_by_id(engine)
+    assert [rows[i]["status"] for i in ids] == ["delivered"] * 3 + ["dead"] + ["delivered"] * 2
+    assert "too large" in rows[ids[3]]["last_error"]
+
+
+async def test_429_honours_retry_after(settings: Settings, engine: AsyncEngine) -> None:
+    await seed(engine, 2)
+    async with running_fake() as fake:
+        fake.enqueue(Answer.rate_limited("2"))
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: _len_at_least(fake.requests, 1))
+            await eventually(lambda: _unlocked(engine))
+            retried_at = now_ms()
+            rows = await rows_by_id(engine)
+            assert all(r["attempts"] == 1 for r in rows.values())
+            assert all(r["next_attempt_at"] >= retried_at + 1500 for r in rows.values())
+            assert all("HTTP 429" in r["last_error"] for r in rows.values())
+            await eventually(lambda: settled(engine), timeout=10)
+        assert fake.statuses == [429, 200]
+    assert set((await statuses(engine)).values()) == {"delivered"}
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Answer.server_error(500),
+        Answer.server_error(503),
+        Answer.connection_reset(),
+        Answer.slow(2.0),  # beyond the 0.5 s request timeout; the fake stores it anyway
+        Answer.raw(400, b"<html>bad gateway</html>", content_type="text/html"),
+    ],
+    ids=["500", "503", "reset", "timeout", "garbage-400"],
+)
+async def test_transient_failures_are_retried_until_delivered(
+    settings: Settings, engine: AsyncEngine, failure: Answer
+) -> None:
+    ids = await seed(engine, 3)
+    async with running_fake() as fake:
+        fake.enqueue(failure, failure)
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine))
+        assert set(fake.received_ids) == set(ids)  # repeats, if any, under the same ids
+        sent = [event["id"] for request in fake.requests for event in request.events]
+    rows = await rows_by_id(engine)
+    assert {r["status"] for r in rows.values()} == {"delivered"}
+    # Each request that carried a row counts as one of its attempts; two of them failed.
+    assert {i: r["attempts"] for i, r in rows.items()} == {i: sent.count(i) for i in ids}
+    assert len(fake.requests) >= 3
+
+
+async def test_rows_die_after_max_attempts_with_the_last_error(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    await seed(engine, 2)
+    async with running_fake(default=Answer.server_error(502)) as fake:
+        async with running_relay(relay_settings(settings, fake.origin, max_attempts=3), engine):
+            await eventually(lambda: settled(engine))
+        sent = [event["id"] for request in fake.requests for event in request.events]
+    rows = await rows_by_id(engine)
+    assert {sent.count(i) for i in rows} == {3}
+    assert {r["status"] for r in rows.values()} == {"dead"}
+    assert {r["attempts"] for r in rows.values()} == {3}
+    assert all("HTTP 502" in r["last_error"] for r in rows.values())
+    assert all(EVENT_KEY not in r["last_error"] for r in rows.values())
+
+
+async def test_a_poison_event_in_a_batch_of_100_dies_alone(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    ids = await seed(engine, 100, data=lambda n: {"n": n, "poison": n == 37})
+    async with running_fake(poison_marker='"poison": true') as fake:
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine))
+        assert len(set(fake.received_ids)) == 99
+    rows = await rows_by_id(engine)
+    dead = [i for i in ids if rows[i]["status"] == "dead"]
+    assert dead == [ids[37]]
+    assert "poison event at index 37" in rows[ids[37]]["last_error"]
+
+
+async def test_batches_are_bounded_by_count_and_bytes(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    await seed(engine, 30, data=lambda n: {"pad": "x" * 900})
+    async with running_fake() as fake:
+        tuned = relay_settings(settings, fake.origin, batch_size=12, batch_max_bytes=8 * 1024)
+        async with running_relay(tuned, engine):
+            await eventually(lambda: settled(engine))
+        assert all(len(r.events) <= 12 and len(r.body) <= 8 * 1024 for r in fake.requests)
+        assert len(fake.received) == 30
+
+
+async def test_a_lease_keeps_rows_from_other_relays_until_it_expires(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    ids = await seed(engine, 5)
+    taken = await outbox.claim(engine, "crashed-relay", 100, lease_ms=1500, now=now_ms())
+    assert [row.id for row in taken] == ids
+    assert await outbox.claim(engine, "other", 100, lease_ms=1500, now=now_ms()) == []
+    async with running_fake() as fake:
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine), timeout=10)
+        assert sorted(fake.received_ids) == sorted(ids)
+
+
+async def test_a_storm_of_failures_ends_with_everything_delivered_once_by_id(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    ids = await seed(engine, 400)
+    chance = random.Random(7)
+
+    def storm(_index: int, _events: list[dict[str, object]]) -> Answer | None:
+        roll = chance.random()
+        if roll < 0.30:
+            return Answer.server_error(500)
+        if roll < 0.40:
+            return Answer.rate_limited("0")
+        if roll < 0.45:
+            return Answer.connection_reset()
+        if roll < 0.50:
+            return Answer.slow(1.0)  # a stall past the timeout; the fake keeps the events
+        return None
+
+    async with running_fake(policy=storm) as fake:
+        tuned = relay_settings(settings, fake.origin, batch_size=50, concurrency=4)
+        async with running_relay(tuned, engine):
+            await eventually(lambda: settled(engine), timeout=60)
+        assert set(fake.received_ids) == set(ids)
+    assert set((await statuses(engine)).values()) == {"delivered"}
+
+
+async def _len_at_least(items: list[object], count: int) -> bool:
+    return len(items) >= count
+
+
+async def _unlocked(engine: AsyncEngine) -> bool:
+    return all(row["locked_by"] is None for row in (await rows_by_id(engine)).values())

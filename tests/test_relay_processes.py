@@ -1,0 +1,156 @@
+"""Real ``service relay`` and ``service serve`` processes: crash, concurrency, stop, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import bearer
+from tests.fake_inngest import Answer, FakeInngest, running_fake
+from tests.processes import free_port, kill, service_env, spawn, stop, wait_http
+from tests.relay_harness import EVENT_KEY, eventually, rows_by_id, seed, settled, statuses
+
+pytestmark = pytest.mark.slow
+
+
+def relay_env(database_url: str, origin: str, **extra: str) -> dict[str, str]:
+    defaults = {
+        "INNGEST_EVENT_API_BASE_URL": origin,
+        "INNGEST_EVENT_KEY": EVENT_KEY,
+        "INNGEST_REQUEST_TIMEOUT": "1s",
+        "RELAY_LEASE": "3s",
+        "RELAY_POLL_INTERVAL": "200ms",
+        "RELAY_BACKOFF_BASE": "50ms",
+        "RELAY_BACKOFF_MAX": "500ms",
+        "RELAY_METRICS_PORT": "0",
+    }
+    return service_env(database_url, **(defaults | extra))
+
+
+async def test_sigkill_mid_batch_then_another_relay_delivers_once_the_lease_expires(
+    database_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    ids = await seed(engine, 20)
+    async with running_fake() as fake:
+        fake.enqueue(Answer.slow(30.0, stored=False))  # the first batch hangs at the fake
+        env = relay_env(database_url, fake.origin, INNGEST_REQUEST_TIMEOUT="2s", RELAY_LEASE="3s")
+        first = spawn(["relay"], env, tmp_path / "first.log")
+        try:
+            await eventually(lambda: _has_requests(fake, 1), timeout=20)
+            leased = await rows_by_id(engine)
+            assert all(r["locked_by"] for r in leased.values())
+        finally:
+            assert kill(first) == -signal.SIGKILL
+        killed_at = time.monotonic()
+        second = spawn(["relay"], env, tmp_path / "second.log")
+        try:
+            await eventually(lambda: settled(engine), timeout=30)
+        finally:
+            await stop(second)
+        # Nothing could be taken before the dead relay's lease ran out.
+        assert time.monotonic() - killed_at > 1.5
+        assert set(fake.received_ids) == set(ids)
+    assert set((await statuses(engine)).values()) == {"delivered"}
+
+
+async def test_concurrent_relays_deliver_every_event_exactly_once(
+    database_url: str, engine: AsyncEngine, backend: str, tmp_path: Path
+) -> None:
+    relays = 4 if backend == "postgresql" else 2  # SQLite has one writer: two relays suffice
+    ids = await seed(engine, 5000)
+    async with running_fake() as fake:
+        env = relay_env(database_url, fake.origin, RELAY_BATCH_SIZE="100")
+        processes = [spawn(["relay"], env, tmp_path / f"relay{n}.log") for n in range(relays)]
+        try:
+            await fake.wait_for(5000, timeout=60)
+            await eventually(lambda: settled(engine), timeout=30)
+        finally:
+            for process in processes:
+                assert await stop(process) == 0
+        counts = Counter(fake.received_ids)
+        assert set(counts) == set(ids)
+        assert max(counts.values()) == 1
+    assert set((await statuses(engine)).values()) == {"delivered"}
+
+
+async def test_sigterm_finishes_and_records_the_batch_in_flight(
+    database_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await seed(engine, 10)
+    async with running_fake() as fake:
+        fake.enqueue(Answer.slow(1.5))  # answers 200 after 1.5 s
+        relay = spawn(
+            ["relay"],
+            relay_env(database_url, fake.origin, INNGEST_REQUEST_TIMEOUT="5s", RELAY_LEASE="10s"),
+            tmp_path / "r.log",
+        )
+        await eventually(lambda: _has_requests(fake, 1), timeout=20)
+        assert await stop(relay) == 0
+    rows = await rows_by_id(engine)
+    assert {r["status"] for r in rows.values()} == {"delivered"}, (tmp_path / "r.log").read_text()
+
+
+async def test_post_reaches_inngest_within_a_second_through_serve(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with running_fake(event_key=EVENT_KEY) as fake:
+        env = relay_env(database_url, fake.origin, RELAY_POLL_INTERVAL="10s")
+        server = spawn(["serve", "--port", str(port)], env, tmp_path / "serve.log")
+        try:
+            await wait_http(f"http://127.0.0.1:{port}/health", server)
+            await _posts_reach_inngest_within_a_second(port, fake)
+        finally:
+            assert await stop(server) == 0
+
+
+async def test_a_separate_relay_wakes_on_notify_from_the_api(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; a relay on SQLite polls")
+    port = free_port()
+    async with running_fake() as fake:
+        env = relay_env(database_url, fake.origin, RELAY_POLL_INTERVAL="30s")
+        api = spawn(["serve", "--no-relay", "--port", str(port)], env, tmp_path / "api.log")
+        relay = spawn(["relay"], env, tmp_path / "relay.log")
+        try:
+            await wait_http(f"http://127.0.0.1:{port}/health", api)
+            await asyncio.sleep(1.0)  # the relay's first claim and LISTEN are done
+            await _posts_reach_inngest_within_a_second(port, fake)
+        finally:
+            assert await stop(api) == 0
+            assert await stop(relay) == 0
+
+
+async def test_relay_without_a_key_refuses_to_start(database_url: str, tmp_path: Path) -> None:
+    env = service_env(database_url)
+    process = spawn(["relay"], env, tmp_path / "r.log")
+    assert process.wait(timeout=20) == 2
+    assert "INNGEST_EVENT_KEY" in (tmp_path / "r.log").read_text()
+
+
+async def _posts_reach_inngest_within_a_second(port: int, fake: FakeInngest) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            started = time.monotonic()
+            async with session.post(f"http://127.0.0.1:{port}/api", headers=bearer()) as response:
+                assert response.status == 200
+                event_id = (await response.json())["id"]
+            await eventually(lambda i=event_id: _received(fake, i), timeout=1.0)
+            assert time.monotonic() - started < 1.0
+
+
+async def _has_requests(fake: object, count: int) -> bool:
+    return len(fake.requests) >= count  # type: ignore[attr-defined]
+
+
+async def _received(fake: object, event_id: str) -> bool:
+    return event_id in fake.received_ids  # type: ignore[attr-defined]

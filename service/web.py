@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from importlib import resources
 from typing import Any
 
 import aiohttp_session
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/openapi.yaml", openapi_spec)
     return app
 
 
@@ -172,3 +174,9 @@ async def metrics_page(request: web.Request) -> web.Response:
     with contextlib.suppress(DatabaseUnavailable):  # the counters are still worth a scrape
         await registry.refresh_outbox_gauges(request.app[ENGINE])
     return web.Response(body=registry.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def openapi_spec(_request: web.Request) -> web.Response:
+    """The OpenAPI description of every route."""
+    spec = resources.files("service").joinpath("openapi.yaml").read_text()
+    return web.Response(text=spec, content_type="application/yaml")

@@ -12,41 +12,78 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from service import app_settings, outbox
-from service.db import transaction
+from service import outbox
+from service.batch_store import BatchStore
 from service.errors import DatabaseUnavailable
+from service.idempotency import Claim
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 
 
-@dataclass
+def accepted_body(event_id: str) -> str:
+    """The answer to an enqueued event: the seed's body plus the event's id."""
+    # Formatted by hand: the id is a UUID, and json.dumps costs more than the rest of it.
+    return f'{{"success": "true", "id": "{event_id}"}}'
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What ``POST /api`` answers: the body, and whether it repeats an earlier answer."""
+
+    body: str
+    replayed: bool = False
+
+
 class _Request:
-    user: dict[str, Any] | None
-    ts: int
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    """One caller waiting for its event to commit."""
+
+    __slots__ = ("claim", "done", "idempotency", "ts", "user")
+
+    def __init__(
+        self,
+        user: dict[str, Any] | None,
+        ts: int,
+        idempotency: tuple[str, str] | None,
+        done: asyncio.Future[Accepted],
+    ) -> None:
+        self.user, self.ts, self.idempotency, self.done = user, ts, idempotency, done
+        self.claim: Claim | None = None
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs from a single read of the OS's random source,
+    formatted without building ``uuid.UUID`` objects (a measurable cost per request)."""
+    digits = os.urandom(16 * count).hex()
+    ids = []
+    for start in range(0, 32 * count, 32):
+        h = digits[start : start + 32]
+        # Version 4 in the 13th digit; the variant (10xx) in the 17th.
+        variant = "89ab"[int(h[16], 16) & 3]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
+    return ids
 
 
 class SyncEventWriter:
     """Writes ``openapi/app.sync`` events in group commits; ``submit`` returns once committed."""
 
     def __init__(
-        self, engine: AsyncEngine, on_commit: Callable[[int], None] = lambda _count: None
+        self,
+        store: BatchStore,
+        idempotency_ttl_ms: int,
+        on_commit: Callable[[int], None] = lambda _count: None,
     ) -> None:
-        self._engine = engine
+        self._store = store
+        self._ttl_ms = idempotency_ttl_ms
         self._on_commit = on_commit
         self._queue: list[_Request] = []
+        self._in_flight: dict[tuple[str, str], asyncio.Future[Accepted]] = {}
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -54,26 +91,38 @@ class SyncEventWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sync-event-writer")
 
-    async def submit(self, user: dict[str, Any] | None, ts: int) -> str:
-        """Queue an event accepted at ``ts`` (epoch ms); return its id once it has committed.
+    async def submit(
+        self, user: dict[str, Any] | None, ts: int, idempotency: tuple[str, str] | None = None
+    ) -> Accepted:
+        """Queue an event accepted at ``ts`` (epoch ms); answer once it has committed.
 
-        Raises ``DatabaseUnavailable`` when its transaction failed or the writer is stopping.
+        ``idempotency`` is ``(caller, key)``: a repeat of a key answers the first response.
+        Raises ``DatabaseUnavailable`` when the transaction failed or the writer is stopping.
         """
         if self._closing or self._task is None:
             raise DatabaseUnavailable("the service is stopping")
-        request = _Request(user, ts)
-        self._queue.append(request)
+        if idempotency is not None and idempotency in self._in_flight:
+            first = await asyncio.shield(self._in_flight[idempotency])
+            return Accepted(first.body, replayed=True)
+        done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        if idempotency is not None:
+            self._in_flight[idempotency] = done
+            done.add_done_callback(lambda _f: self._in_flight.pop(idempotency, None))
+        self._queue.append(_Request(user, ts, idempotency, done))
         self._wake.set()
-        # Shielded: a caller that goes away must not cancel a batch other callers share.
-        await asyncio.shield(request.done)
-        return request.id
+        if idempotency is not None:
+            # Repeats wait on this future: a leader that goes away must not cancel it.
+            return await asyncio.shield(done)
+        # A caller that goes away cancels only its own future: the batch is written anyway.
+        return await done
 
     async def close(self) -> None:
-        """Stop taking events, write what is queued, then end the writer task."""
+        """Stop taking events, write what is queued, end the writer task, close the store."""
         self._closing = True
         self._wake.set()
         if self._task is not None:
             await self._task
+        await self._store.close()
 
     async def _run(self) -> None:
         while True:
@@ -89,34 +138,49 @@ class SyncEventWriter:
             await self._write(batch)
 
     async def _write(self, batch: list[_Request]) -> None:
+        ids = new_ids(len(batch))
+        for request, event_id in zip(batch, ids, strict=True):
+            if request.idempotency is not None:
+                caller, key = request.idempotency
+                body, expires = accepted_body(event_id), request.ts + self._ttl_ms
+                request.claim = Claim(caller, key, event_id, body, request.ts, expires)
+        claims = [r.claim for r in batch if r.claim is not None]
+
+        def build(data_json: str, held: Mapping[Claim, str]) -> list[outbox.NewEvent]:
+            return [
+                outbox.new_event_from_json(data_json, r.user, r.ts, event_id=event_id)
+                for r, event_id in zip(batch, ids, strict=True)
+                if r.claim not in held
+            ]
+
         try:
-            async with transaction(self._engine) as conn:
-                data_json = await app_settings.read_json(conn)
-                await outbox.add(
-                    conn,
-                    [
-                        outbox.new_event_from_json(data_json, r.user, r.ts, event_id=r.id)
-                        for r in batch
-                    ],
-                )
+            held = await self._store.write(claims, build)
         except Exception as error:
-            failure = (
-                error
-                if isinstance(error, DatabaseUnavailable)
-                else DatabaseUnavailable(f"outbox write failed: {type(error).__name__}")
-            )
-            log.error(
-                "outbox write failed for %d events: %s",
-                len(batch),
-                failure,
-                extra={"action": "ingest.write_failed"},
-            )
-            for request in batch:
-                if not request.done.done():
-                    request.done.set_exception(failure)
+            self._fail(batch, error)
             return
+        for request, event_id in zip(batch, ids, strict=True):
+            if request.done.done():
+                continue
+            if request.claim is not None and request.claim in held:
+                request.done.set_result(Accepted(held[request.claim], replayed=True))
+            else:
+                request.done.set_result(Accepted(accepted_body(event_id)))
+        with contextlib.suppress(Exception):
+            self._on_commit(len(batch) - len(held))
+
+    @staticmethod
+    def _fail(batch: list[_Request], error: Exception) -> None:
+        failure = (
+            error
+            if isinstance(error, DatabaseUnavailable)
+            else DatabaseUnavailable(f"outbox write failed: {type(error).__name__}")
+        )
+        log.error(
+            "outbox write failed for %d events: %s",
+            len(batch),
+            failure,
+            extra={"action": "ingest.write_failed"},
+        )
         for request in batch:
             if not request.done.done():
-                request.done.set_result(None)
-        with contextlib.suppress(Exception):
-            self._on_commit(len(batch))
+                request.done.set_exception(failure)

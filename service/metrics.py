@@ -3,13 +3,16 @@ several apps in one process never share counters)."""
 
 from __future__ import annotations
 
+import collections
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.outbox_admin import gauge_snapshot
@@ -49,9 +52,8 @@ class Metrics:
             buckets=DELAY_BUCKETS,
             registry=r,
         )
-        self.http_requests = Counter(
-            "http_requests", "HTTP requests, by route and status.", ["route", "status"], registry=r
-        )
+        self.http_requests = HttpRequestCounter()
+        r.register(self.http_requests)
         self.pending = Gauge("outbox_pending_rows", "Rows waiting for delivery.", registry=r)
         self.dead = Gauge("outbox_dead_rows", "Rows that failed for good.", registry=r)
         self.oldest_pending = Gauge(
@@ -79,8 +81,29 @@ class Metrics:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class HttpRequestCounter(Collector):
+    """``http_requests_total`` by route and status.
+
+    Counted in a plain ``collections.Counter`` and turned into a metric family only when
+    scraped: a labelled prometheus Counter takes a lock and a lookup on every request, which
+    is a measurable share of the hot path.
+    """
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "http_requests", "HTTP requests, by route and status.", labels=["route", "status"]
+        )
+        for (route, status), count in sorted(self.counts.items()):
+            family.add_metric([route, status], count)
+        yield family
+
+
 def http_metrics_middleware(metrics: Metrics) -> Middleware:
     """A middleware counting requests by route (its template, not the raw path) and status."""
+    counts = metrics.http_requests.counts
 
     @web.middleware
     async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -89,9 +112,9 @@ def http_metrics_middleware(metrics: Metrics) -> Middleware:
         try:
             response = await handler(request)
         except web.HTTPException as error:
-            metrics.http_requests.labels(route, str(error.status)).inc()
+            counts[route, str(error.status)] += 1
             raise
-        metrics.http_requests.labels(route, str(response.status)).inc()
+        counts[route, str(response.status)] += 1
         return response
 
     return count_requests

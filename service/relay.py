@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import outbox, outbox_admin
+from service import idempotency, outbox, outbox_admin
 from service.config import ConfigError, Settings
 from service.db import now_ms
 from service.delivery import Deliverer
@@ -195,10 +195,11 @@ class Relay:
             await asyncio.wait_for(stop.wait(), timeout=seconds)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
-        """Apply the retention settings now and then."""
+        """Apply the retention settings and drop expired idempotency keys now and then."""
         while not stop.is_set():
             try:
                 await outbox_admin.apply_retention(self.engine, self.settings)
+                await idempotency.purge_expired(self.engine)
             except DatabaseUnavailable as exc:
                 log.error("retention failed: %s", exc, extra={"action": "relay.retention_failed"})
             await self._sleep(stop, HOUSEKEEPING_INTERVAL)

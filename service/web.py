@@ -9,16 +9,17 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
-import aiohttp_session
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import app_settings, outbox
 from service.auth import Caller, RotatingCookieStorage, Unauthenticated, authenticate, is_internal
+from service.batch_store import open_batch_store
 from service.config import Settings
 from service.db import create_engine, now_ms, reading, transaction
 from service.errors import DatabaseUnavailable, InvalidInput, SchemaNotCurrent
-from service.ingest import SyncEventWriter
+from service.idempotency import validate_key
+from service.ingest import SyncEventWriter, accepted_body
 from service.metrics import CONTENT_TYPE, Metrics, http_metrics_middleware
 from service.migrate import ensure_at_head
 from service.problems import problem, problem_middleware
@@ -29,6 +30,7 @@ WRITER = web.AppKey("writer", SyncEventWriter)
 # Set whenever events were committed: the in-process relay waits on it.
 NEW_WORK = web.AppKey("new_work", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)
+SESSIONS = web.AppKey("sessions", RotatingCookieStorage)
 
 
 def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
@@ -39,12 +41,12 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
         middlewares=[
             http_metrics_middleware(metrics),
             problem_middleware,
-            aiohttp_session.session_middleware(RotatingCookieStorage(settings)),
         ],
     )
     app[SETTINGS] = settings
     app[NEW_WORK] = asyncio.Event()
     app[METRICS] = metrics
+    app[SESSIONS] = RotatingCookieStorage(settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_writer)
     if relay:
@@ -75,7 +77,10 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
         accepted.inc(count)
         new_work.set()
 
-    writer = SyncEventWriter(app[ENGINE], on_commit=committed)
+    settings = app[SETTINGS]
+    writer = SyncEventWriter(
+        open_batch_store(settings), int(settings.idempotency_ttl * 1000), on_commit=committed
+    )
     writer.start()
     app[WRITER] = writer
     yield
@@ -84,7 +89,8 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
 
 async def _caller(request: web.Request) -> Caller:
     try:
-        return await authenticate(request, request.app[SETTINGS].internal_api_tokens)
+        app = request.app
+        return await authenticate(request, app[SETTINGS].internal_api_tokens, app[SESSIONS])
     except Unauthenticated as exc:
         raise problem(
             401,
@@ -114,9 +120,15 @@ async def post_sync(request: web.Request) -> web.Response:
     """Enqueue an ``openapi/app.sync`` event; answer once its row has committed."""
     accepted_at = now_ms()
     caller = await _caller(request)
+    key = request.headers.get("Idempotency-Key")
+    try:
+        idempotency = None if key is None else (caller.identity, validate_key(key))
+    except InvalidInput as exc:
+        raise problem(400, "Bad Request", str(exc)) from exc
     await _json_body(request, required=False)
-    event_id = await request.app[WRITER].submit(caller.user, accepted_at)
-    return web.json_response({"success": "true", "id": event_id})
+    answer = await request.app[WRITER].submit(caller.user, accepted_at, idempotency)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return web.Response(text=answer.body, content_type="application/json", headers=headers)
 
 
 async def _internal_caller(request: web.Request) -> Caller:
@@ -148,7 +160,7 @@ async def put_settings(request: web.Request) -> web.Response:
         await outbox.add(conn, [event])
     request.app[METRICS].accepted.inc()
     request.app[NEW_WORK].set()
-    return web.json_response({"success": "true", "id": event.id})
+    return web.Response(text=accepted_body(event.id), content_type="application/json")
 
 
 async def health(_request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ INNGEST_DEV_ORIGIN = "http://127.0.0.1:8288"
 DEFAULT_SQLITE_PATH = Path("var") / "service.db"
 DEV_SECRET_FILE = Path("var") / "dev-session-secret"
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT = 10  # a hex string of 32 random characters has about 15
 ENVIRONMENTS = ("development", "production")
 SQLITE_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 LOG_FORMATS = ("auto", "json", "text")
@@ -227,9 +228,7 @@ class Settings:
             sqlite_busy_timeout_ms=read.integer("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
             db_pool_size=read.integer("DB_POOL_SIZE", 5, 1, 100),
             session_secret=_session_secret(read, production),
-            session_previous_secrets=tuple(
-                s.strip() for s in read.text("SESSION_SECRET_PREVIOUS").split(",") if s.strip()
-            ),
+            session_previous_secrets=_previous_secrets(read),
             session_cookie_name=read.text("SESSION_COOKIE_NAME", "AIOHTTP_SESSION"),
             session_max_age=read.integer("SESSION_MAX_AGE", 86400, 60, 400 * 86400),
             session_cookie_secure=read.flag("SESSION_COOKIE_SECURE", production),
@@ -247,15 +246,22 @@ class Settings:
 
 def _session_secret(read: _Reader, production: bool) -> str:
     secret = read.text("SESSION_SECRET")
-    if secret and len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(
-            "SESSION_SECRET", f"too short: use at least {MIN_SECRET_LENGTH} random characters"
-        )
     if secret:
+        check_secret_strength("SESSION_SECRET", secret)
         return secret
     if production:
         raise ConfigError("SESSION_SECRET", "required when SERVICE_ENV=production")
     return ""
+
+
+def check_secret_strength(variable: str, secret: str) -> None:
+    """Refuse secrets that are short or plainly not random (``aaaa...``, ``abab...``)."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            variable, f"too short: use at least {MIN_SECRET_LENGTH} random characters"
+        )
+    if len(set(secret)) < MIN_SECRET_DISTINCT:
+        raise ConfigError(variable, "too weak: use random characters (e.g. `openssl rand -hex 32`)")
 
 
 def development_secret(path: Path = DEV_SECRET_FILE) -> str:
@@ -268,6 +274,14 @@ def development_secret(path: Path = DEV_SECRET_FILE) -> str:
         path.write_text(secret + "\n")
         path.chmod(0o600)
         return secret
+
+
+def _previous_secrets(read: _Reader) -> tuple[str, ...]:
+    raw = read.text("SESSION_SECRET_PREVIOUS").split(",")
+    secrets_ = tuple(s.strip() for s in raw if s.strip())
+    for secret in secrets_:
+        check_secret_strength("SESSION_SECRET_PREVIOUS", secret)
+    return secrets_
 
 
 def _tokens(read: _Reader) -> tuple[str, ...]:

@@ -57,6 +57,8 @@ def test_event_key_is_redacted_from_the_endpoint() -> None:
         ("DATABASE_URL", "mysql://x"),
         ("SQLITE_SYNCHRONOUS", "sometimes"),
         ("SESSION_SECRET", "short"),
+        ("SESSION_SECRET", "ab" * 30),
+        ("SESSION_SECRET_PREVIOUS", "x" * 40),
         ("INTERNAL_API_TOKENS", "a,b"),
         ("RELAY_BATCH_SIZE", "6000"),
         ("RELAY_POLL_INTERVAL", "soon"),
@@ -75,7 +77,8 @@ def test_bad_values_name_their_variable(variable: str, value: str) -> None:
 def test_production_requires_a_session_secret() -> None:
     with pytest.raises(ConfigError, match="SESSION_SECRET"):
         Settings.from_env({"SERVICE_ENV": "production"})
-    settings = Settings.from_env({"SERVICE_ENV": "production", "SESSION_SECRET": "s" * 40})
+    strong = "3f9c2a7be1d04c5f8a6b9e2d7c1f0a4b"
+    settings = Settings.from_env({"SERVICE_ENV": "production", "SESSION_SECRET": strong})
     assert settings.session_cookie_secure
 
 

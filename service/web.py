@@ -33,6 +33,11 @@ METRICS = web.AppKey("metrics", Metrics)
 SESSIONS = web.AppKey("sessions", RotatingCookieStorage)
 
 
+# The request line and each header at most 8 KiB: beyond that aiohttp answers 400 before any
+# handler runs. Bodies are bounded by MAX_BODY_BYTES (413).
+HTTP_LIMITS = {"max_line_size": 8190, "max_field_size": 8190}
+
+
 def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     """Build the application; resources are opened by its cleanup contexts, not here."""
     metrics = Metrics()

@@ -233,3 +233,18 @@ async def test_health_and_ready(client: TestClient) -> None:
     response = await client.get("/ready")
     assert response.status == 200
     assert await response.json() == {"status": "ready"}
+
+
+async def test_oversized_headers_are_refused_before_any_handler(
+    aiohttp_client,
+    settings: Settings,
+    engine: AsyncEngine,  # type: ignore[no-untyped-def]
+) -> None:
+    from service.web import HTTP_LIMITS, create_app
+
+    client = await aiohttp_client(create_app(settings), server_kwargs=HTTP_LIMITS)
+    response = await client.post("/api", headers={**bearer(), "X-Padding": "p" * 9000})
+    assert response.status == 400
+    long_path = await client.post("/api?" + "q" * 9000, headers=bearer())
+    assert long_path.status == 400
+    assert await rows(engine) == []

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db import reading
@@ -38,7 +39,11 @@ def head_revision() -> str:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Run ``alembic upgrade`` (blocking; it runs its own event loop)."""
+    """Run ``alembic upgrade`` (blocking; it runs its own event loop); a SQLite file's folder
+    is created first, so a fresh checkout can migrate its default ``./var/service.db``."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -71,7 +71,7 @@ def test_settings_load_missing_file_is_one_line(database_url: str, tmp_path: Pat
 
 
 def test_db_current_and_commands_refuse_an_unmigrated_database(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    url = f"sqlite:///{tmp_path / 'not-yet' / 'fresh.db'}"  # as ./var/ on a fresh checkout
     current = cli(url, "db", "current")
     assert current.exit_code == 0
     assert "current: none" in current.output
@@ -103,3 +103,10 @@ def test_unreachable_database_is_one_line() -> None:
     assert result.exit_code == 1
     assert result.output.startswith("error: ")
     assert "Traceback" not in result.output
+
+
+def test_db_upgrade_creates_the_sqlite_folder(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'var' / 'service.db'}"  # `make run` on a fresh checkout
+    result = cli(url, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "var" / "service.db").is_file()

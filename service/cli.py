@@ -74,7 +74,7 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
     """Run the HTTP API (and, unless --no-relay, the relay) until SIGTERM or SIGINT."""
     from aiohttp import web
 
-    from service.web import create_app
+    from service.web import HTTP_LIMITS, create_app
 
     settings = load_settings()
     settings = settings.replace(host=host or settings.host, port=port or settings.port)
@@ -91,6 +91,7 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
         print=None,
         shutdown_timeout=10,
         handle_signals=True,
+        handler_args=HTTP_LIMITS,
     )
 
 
@@ -256,3 +257,7 @@ def session_issue(user_id: str, email: str | None, name: str | None) -> None:
     if name:
         user["name"] = name
     click.echo(issue_cookie(settings, user))
+
+
+# Last, because it imports the helpers above: the `outbox` group adds itself to `main`.
+import service.cli_outbox  # noqa: E402, F401

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from service.app_settings import EMPTY_DOCUMENT
 from service.config import Settings
+from service.db import sqlite_path
 from service.errors import DatabaseUnavailable
 from service.idempotency import Claim, claim_postgres, claim_sqlite
 from service.models import APP_SETTINGS_ROW
@@ -60,14 +62,16 @@ class SqliteBatchStore:
     """A stdlib sqlite3 connection of its own, used from one dedicated thread."""
 
     def __init__(self, settings: Settings) -> None:
-        self._path = make_url(settings.database_url).database or ""
+        self._path = sqlite_path(settings)
         self._settings = settings
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-store")
         self._conn: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None
 
     def _connect(self) -> sqlite3.Connection:
         s = self._settings
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        self._file = sqlite_file_identity(self._path)
         conn.execute(f"PRAGMA busy_timeout={s.sqlite_busy_timeout_ms}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={s.sqlite_synchronous}")
@@ -79,6 +83,12 @@ class SqliteBatchStore:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if sqlite_file_identity(self._path) != self._file:
+                # An open connection writes on into a deleted or replaced file: the events
+                # would be acknowledged and then gone. Refuse, and reopen on the next batch.
+                self._conn = None
+                conn.close()
+                raise sqlite3.OperationalError("the database file was removed or replaced")
             held = claim_sqlite(conn, claims)
             stored = conn.execute(READ_SETTINGS).fetchone()
             events = build(EMPTY_DOCUMENT if stored is None else stored[0], held)
@@ -107,6 +117,15 @@ class SqliteBatchStore:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, close_connection)
         self._executor.shutdown(wait=True)
+
+
+def sqlite_file_identity(path: str) -> tuple[int, int] | None:
+    """The file's (device, inode), or None when it does not exist."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 class PostgresBatchStore:

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 INNGEST_CLOUD_ORIGIN = "https://inn.gs"
 INNGEST_DEV_ORIGIN = "http://127.0.0.1:8288"
 DEFAULT_SQLITE_PATH = Path("var") / "service.db"
@@ -60,7 +63,12 @@ def parse_duration(text: str) -> float:
 
 
 def normalise_database_url(url: str) -> str:
-    """Map plain ``sqlite://`` and ``postgresql://`` URLs onto the async drivers."""
+    """Map plain ``sqlite://`` and ``postgresql://`` URLs onto the async drivers; refuse a
+    malformed one without echoing it (it may hold a password)."""
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError("not a valid database URL (check its port and characters)") from None
     for plain, driver in (
         ("sqlite://", "sqlite+aiosqlite://"),
         ("postgres://", "postgresql+asyncpg://"),

@@ -67,8 +67,9 @@ def _sqlite_engine(settings: Settings, database: str | None) -> AsyncEngine:
     return engine
 
 
-def is_postgres(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "postgresql"
+def sqlite_path(settings: Settings) -> str:
+    """The file of a SQLite ``DATABASE_URL``."""
+    return make_url(settings.database_url).database or ""
 
 
 # Every driver failure of a write means the same to a caller: it did not happen; retry later.
@@ -99,7 +100,10 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 def describe_db_error(error: BaseException) -> str:
     """A one-line reason without SQL text or parameters (they may hold user data)."""
     if isinstance(error, exc.DBAPIError) and error.orig is not None:
-        return f"{type(error.orig).__name__}: {str(error.orig).splitlines()[0]}"
+        # asyncpg's errors arrive wrapped in the dialect's adapter class; name the driver's own.
+        cause = error.orig.__cause__ if error.orig.__cause__ is not None else error.orig
+        lines = str(cause).splitlines() or [""]
+        return f"{type(cause).__name__}: {lines[0]}"
     text = str(error).splitlines()[0] if str(error) else ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 

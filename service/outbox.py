@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     update,
@@ -26,12 +27,23 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.db import reading, transaction
-from service.models import DEAD, DELIVERED, PENDING, outbox_events
+from service.errors import InvalidInput
+from service.models import DEAD, DELIVERED, PENDING, STATUSES, outbox_events
 
 EVENT_NAME = "openapi/app.sync"
 EVENT_VERSION = "1"
 NOTIFY_CHANNEL = "outbox_events"
 t = outbox_events
+
+
+def status_is(*statuses: str) -> ColumnElement[bool]:
+    """``status = 'dead'`` (or ``IN (...)``) with the values written into the SQL: the partial
+    indexes (``WHERE status = 'pending'``) serve only queries that say so literally, and
+    PostgreSQL's generic plans of a prepared ``status = $1`` cannot use them."""
+    values: list[ColumnElement[Any]] = [literal_column(f"'{s}'") for s in statuses if s in STATUSES]
+    if len(values) != len(statuses) or not values:
+        raise InvalidInput(f"not an outbox state: {', '.join(statuses)}")
+    return t.c.status == values[0] if len(values) == 1 else t.c.status.in_(values)
 
 
 @dataclass(frozen=True)
@@ -125,7 +137,7 @@ async def claim(
     until = now + lease_ms
     due = (
         select(t.c.seq)
-        .where(t.c.status == PENDING, t.c.next_attempt_at <= now)
+        .where(status_is(PENDING), t.c.next_attempt_at <= now)
         .order_by(t.c.next_attempt_at, t.c.seq)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -187,13 +199,13 @@ def _seq_in(conn: AsyncConnection, seqs: list[int]) -> ColumnElement[bool]:
 async def record(engine: AsyncEngine, relay_id: str, outcome: BatchOutcome, now: int) -> None:
     """Write a batch's outcome. Only rows still leased to ``relay_id`` are rescheduled or
     buried; a delivery is recorded whoever holds the row, since it did reach Inngest."""
-    held = and_(t.c.seq == bindparam("b_seq"), t.c.status == PENDING, t.c.locked_by == relay_id)
+    held = and_(t.c.seq == bindparam("b_seq"), status_is(PENDING), t.c.locked_by == relay_id)
     unlock = {"locked_by": None, "locked_until": None}
     async with transaction(engine) as conn:
         if outcome.delivered:
             await conn.execute(
                 update(t)
-                .where(_seq_in(conn, outcome.delivered), t.c.status == PENDING)
+                .where(_seq_in(conn, outcome.delivered), status_is(PENDING))
                 .values(status=DELIVERED, completed_at=now, attempts=t.c.attempts + 1, **unlock)
             )
         if outcome.retries:
@@ -226,7 +238,7 @@ async def record(engine: AsyncEngine, relay_id: str, outcome: BatchOutcome, now:
                 update(t)
                 .where(
                     _seq_in(conn, outcome.released),
-                    t.c.status == PENDING,
+                    status_is(PENDING),
                     t.c.locked_by == relay_id,
                 )
                 .values(next_attempt_at=outcome.released_until, **unlock)
@@ -236,7 +248,5 @@ async def record(engine: AsyncEngine, relay_id: str, outcome: BatchOutcome, now:
 async def next_due_at(engine: AsyncEngine) -> int | None:
     """When the earliest pending row falls due (epoch ms), or None when nothing is pending."""
     async with reading(engine) as conn:
-        value = await conn.scalar(
-            select(func.min(t.c.next_attempt_at)).where(t.c.status == PENDING)
-        )
+        value = await conn.scalar(select(func.min(t.c.next_attempt_at)).where(status_is(PENDING)))
     return None if value is None else int(value)

@@ -15,26 +15,16 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, and_, delete, func, literal_column, select, text, update
+from sqlalchemy import ColumnElement, Row, and_, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.config import RelaySettings
 from service.db import now_ms, reading, transaction
 from service.errors import InvalidInput, NotFound
-from service.models import DEAD, DELIVERED, PENDING, STATUSES, outbox_events
-from service.outbox import NOTIFY_CHANNEL, NewEvent, add, dumps
+from service.models import DEAD, DELIVERED, PENDING, outbox_events
+from service.outbox import NOTIFY_CHANNEL, NewEvent, add, dumps, status_is
 
 t = outbox_events
-
-
-def status_is(*statuses: str) -> ColumnElement[bool]:
-    """``status = 'dead'`` (or ``IN (...)``) with the values written into the SQL: the partial
-    indexes (``WHERE status = 'pending'``) serve only queries that say so literally, and
-    PostgreSQL's generic plans of a prepared ``status = $1`` cannot use them."""
-    values: list[ColumnElement[Any]] = [literal_column(f"'{s}'") for s in statuses if s in STATUSES]
-    if len(values) != len(statuses) or not values:
-        raise InvalidInput(f"not an outbox state: {', '.join(statuses)}")
-    return t.c.status == values[0] if len(values) == 1 else t.c.status.in_(values)
 
 
 @dataclass(frozen=True)

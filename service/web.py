@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import app_settings, outbox
 from service.auth import Caller, RotatingCookieStorage, Unauthenticated, authenticate, is_internal
-from service.batch_store import open_batch_store
+from service.batch_store import open_batch_store, sqlite_file_identity
 from service.config import Settings
-from service.db import create_engine, now_ms, reading, transaction
+from service.db import create_engine, now_ms, reading, sqlite_path, transaction
 from service.errors import DatabaseUnavailable, InvalidInput, SchemaNotCurrent
 from service.idempotency import validate_key
 from service.ingest import SyncEventWriter, accepted_body
@@ -175,6 +175,9 @@ async def health(_request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     """The database answers and its schema is at the migrations' head."""
+    settings = request.app[SETTINGS]
+    if settings.is_sqlite and sqlite_file_identity(sqlite_path(settings)) is None:
+        raise problem(503, "Not Ready", "the database file is missing: run `service db upgrade`")
     try:
         async with asyncio.timeout(5):
             await ensure_at_head(request.app[ENGINE])

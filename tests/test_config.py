@@ -55,6 +55,7 @@ def test_event_key_is_redacted_from_the_endpoint() -> None:
         ("PORT", "abc"),
         ("PORT", "70000"),
         ("DATABASE_URL", "mysql://x"),
+        ("DATABASE_URL", "postgresql://u:secret@h:notaport/db"),
         ("SQLITE_SYNCHRONOUS", "sometimes"),
         ("SESSION_SECRET", "short"),
         ("SESSION_SECRET", "ab" * 30),

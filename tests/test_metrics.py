@@ -177,11 +177,6 @@ async def test_ready_is_503_when_the_sqlite_file_is_not_a_database(
     await assert_problem(await client.post("/api", headers=bearer()), 503)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connections opened before the file was deleted keep using its inode: /ready stays "
-    "200 and POST /api answers 200 for events that are gone at the next start",
-)
 async def test_ready_and_writes_are_503_once_the_sqlite_file_is_deleted(
     client: TestClient, database_url: str, backend: str
 ) -> None:

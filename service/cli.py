@@ -15,7 +15,7 @@ import click
 
 from service import app_settings, migrate, outbox
 from service.auth import issue_cookie
-from service.config import ConfigError, Settings
+from service.config import ConfigError, Settings, require_session_secret
 from service.db import create_engine, describe_db_error, now_ms, reading, transaction
 from service.errors import ServiceError
 from service.logs import configure_logging
@@ -78,8 +78,9 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
 
     settings = load_settings()
     settings = settings.replace(host=host or settings.host, port=port or settings.port)
+    require(require_session_secret, settings)
     if not no_relay:
-        require_key(settings)
+        require(require_event_key, settings)
     run(with_engine(settings, _nothing))  # refuse to start on an old schema or no database
     app = create_app(settings, relay=not no_relay)
     click.echo(f"service: listening on http://{settings.host}:{settings.port}", err=True)
@@ -106,14 +107,15 @@ def relay(metrics_port: int | None) -> None:
         settings = settings.replace(
             relay=dataclasses.replace(settings.relay, metrics_port=metrics_port)
         )
-    require_key(settings)
+    require(require_event_key, settings)
     with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
         run(run_relay_process(settings))
 
 
-def require_key(settings: Settings) -> None:
+def require(check: Callable[[Settings], None], settings: Settings) -> None:
+    """Run a start-up check of the settings; a refusal is one line and exit 2."""
     try:
-        require_event_key(settings)
+        check(settings)
     except ConfigError as exc:
         fail(str(exc), code=2)
 
@@ -251,6 +253,7 @@ def session() -> None:
 def session_issue(user_id: str, email: str | None, name: str | None) -> None:
     """Print a session cookie value for a user; send it as SESSION_COOKIE_NAME=VALUE."""
     settings = load_settings()
+    require(require_session_secret, settings)
     user = {"id": user_id}
     if email:
         user["email"] = email

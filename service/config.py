@@ -235,7 +235,7 @@ class Settings:
             ),
             sqlite_busy_timeout_ms=read.integer("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
             db_pool_size=read.integer("DB_POOL_SIZE", 5, 1, 100),
-            session_secret=_session_secret(read, production),
+            session_secret=_session_secret(read),
             session_previous_secrets=_previous_secrets(read),
             session_cookie_name=read.text("SESSION_COOKIE_NAME", "AIOHTTP_SESSION"),
             session_max_age=read.integer("SESSION_MAX_AGE", 86400, 60, 400 * 86400),
@@ -252,14 +252,18 @@ class Settings:
         )
 
 
-def _session_secret(read: _Reader, production: bool) -> str:
+def _session_secret(read: _Reader) -> str:
     secret = read.text("SESSION_SECRET")
     if secret:
         check_secret_strength("SESSION_SECRET", secret)
-        return secret
-    if production:
+    return secret
+
+
+def require_session_secret(settings: Settings) -> None:
+    """Processes that read or make cookies need a real secret in production (development
+    falls back to one kept in ``var/``); relays and migrations never touch cookies."""
+    if settings.is_production and not settings.session_secret:
         raise ConfigError("SESSION_SECRET", "required when SERVICE_ENV=production")
-    return ""
 
 
 def check_secret_strength(variable: str, secret: str) -> None:

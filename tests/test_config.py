@@ -6,7 +6,13 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import main
-from service.config import INNGEST_CLOUD_ORIGIN, INNGEST_DEV_ORIGIN, ConfigError, Settings
+from service.config import (
+    INNGEST_CLOUD_ORIGIN,
+    INNGEST_DEV_ORIGIN,
+    ConfigError,
+    Settings,
+    require_session_secret,
+)
 
 
 def test_defaults_need_no_environment() -> None:
@@ -75,9 +81,15 @@ def test_bad_values_name_their_variable(variable: str, value: str) -> None:
     assert str(raised.value).startswith(f"{variable}: ")
 
 
-def test_production_requires_a_session_secret() -> None:
+def test_production_requires_a_session_secret_where_cookies_are_used() -> None:
+    unset = Settings.from_env({"SERVICE_ENV": "production"})
     with pytest.raises(ConfigError, match="SESSION_SECRET"):
-        Settings.from_env({"SERVICE_ENV": "production"})
+        require_session_secret(unset)
+    env = {"SERVICE_ENV": "production", "DATABASE_URL": "sqlite:///unused.db"}
+    for command in (["serve", "--no-relay"], ["session", "issue", "--user-id", "1"]):
+        result = CliRunner().invoke(main, command, env=env)
+        assert result.exit_code == 2
+        assert "SESSION_SECRET: required when SERVICE_ENV=production" in result.output
     strong = "3f9c2a7be1d04c5f8a6b9e2d7c1f0a4b"
     settings = Settings.from_env({"SERVICE_ENV": "production", "SESSION_SECRET": strong})
     assert settings.session_cookie_secure

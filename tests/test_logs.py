@@ -225,3 +225,21 @@ async def test_relay_process_logs_json_lines_without_the_key(
 
 async def _refused(fake: object) -> bool:
     return 401 in fake.statuses  # type: ignore[attr-defined]
+
+
+async def test_an_oversized_credential_header_is_not_logged(
+    aiohttp_client: Any,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    restore_logging: None,
+) -> None:
+    from service.web import HTTP_LIMITS
+
+    out = capture(monkeypatch, io.StringIO(), log_format="json")
+    client: TestClient = await aiohttp_client(create_app(settings), server_kwargs=HTTP_LIMITS)
+    long_token = "tok-" + "s3cr3t" * 2000
+    response = await client.post("/api", headers={"Authorization": f"Bearer {long_token}"})
+    assert response.status == 400
+    logged = out.getvalue()
+    assert "s3cr3ts3cr3t" not in logged
+    assert any(line["action"] == "http.malformed_request" for line in records(out))

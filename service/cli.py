@@ -92,7 +92,9 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
         print=None,
         shutdown_timeout=10,
         handle_signals=True,
-        handler_args=HTTP_LIMITS,
+        # Passed through to aiohttp's request handler (the parser's limits).
+        max_line_size=HTTP_LIMITS["max_line_size"],
+        max_field_size=HTTP_LIMITS["max_field_size"],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections import Counter
@@ -109,6 +110,9 @@ async def test_post_reaches_inngest_within_a_second_through_serve(
             await _posts_reach_inngest_within_a_second(port, fake)
         finally:
             assert await stop(server) == 0
+    # A clean run logs no warning (a misconfigured handler warns on every connection).
+    lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()[1:]]
+    assert [line for line in lines if line["level"] not in ("DEBUG", "INFO")] == []
 
 
 async def test_a_separate_relay_wakes_on_notify_from_the_api(

@@ -32,5 +32,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## Benchmarks (ingest, relay, lag, inline; wrk, SQLite and PostgreSQL at 127.0.0.1:5432):
+## tables on stdout, JSON in bench/results/. All four run; the target fails if any did.
+bench: $(STAMP)
+	@status=0; for name in ingest relay lag inline; do \
+		$(BIN)/python bench/$$name.py || status=1; \
+	done; exit $$status
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""bench/ingest.py: throughput and latency of ``POST /api`` against a bare aiohttp handler.
+
+Each repeat runs, in turn, the bare handler (``bench.bare``) and ``service serve --no-relay``
+on a fresh migrated database of each backend, all loaded by the same wrk command (threads x
+connections, a ~1 KB JSON body, a bearer token). After each service run the outbox must hold
+exactly the events wrk saw acknowledged, give or take the requests still in flight when wrk
+stopped: fewer rows than 2xx answers is a lost event and fails the bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make the bench package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common
+
+NAME = "ingest"
+WARM_UP_REQUESTS = 50
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (whole)")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections")
+    p.add_argument("--repeats", type=int, default=3, help="runs per target (medians)")
+    p.add_argument("--body-bytes", type=int, default=1024, help="size of the JSON body")
+
+
+async def run_wrk(
+    wrk: str, server: common.Server, body: Path, args: argparse.Namespace
+) -> common.WrkResult:
+    """The one wrk command of every target."""
+    return await common.run_wrk(
+        wrk,
+        f"{server.url}/api",
+        body,
+        threads=args.threads,
+        connections=args.connections,
+        duration=args.duration,
+    )
+
+
+async def run_bare(
+    procs: common.Processes, wrk: str, body: Path, args: argparse.Namespace, repeat: int
+) -> dict[str, Any]:
+    server = await common.start_http(procs, f"bare-r{repeat}", "bench.bare", [], common.clean_env())
+    try:
+        await common.post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body)
+        result = await run_wrk(wrk, server, body, args)
+    finally:
+        procs.stop(server.process)
+    return {"target": "bare", "repeat": repeat, **result.summary(), "check": "n/a"}
+
+
+def check_rows(result: common.WrkResult, rows: int) -> dict[str, Any]:
+    """Compare the rows written with the 2xx answers wrk counted."""
+    lost = max(0, result.ok - rows)
+    extra = max(0, rows - result.ok)
+    if lost:
+        verdict = f"LOST {lost}"
+    elif extra > result.unanswered:
+        verdict = f"{extra - result.unanswered} rows too many"
+    else:
+        verdict = "ok"
+    return {
+        "rows": rows,
+        "lost": lost,
+        "rows_of_unanswered": extra,
+        "unanswered": result.unanswered,
+        "check": verdict,
+    }
+
+
+async def run_service(
+    procs: common.Processes,
+    wrk: str,
+    body: Path,
+    args: argparse.Namespace,
+    repeat: int,
+    kind: str,
+) -> dict[str, Any]:
+    async with common.fresh_database(kind, common.workdir(NAME)) as db:
+        server = await common.start_service(
+            procs, f"service-{kind}-r{repeat}", db.url, relay=False, SQLITE_SYNCHRONOUS="FULL"
+        )
+        try:
+            await common.post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body)
+            before = await db.count()
+            result = await run_wrk(wrk, server, body, args)
+            rows = await db.settled_count() - before
+        finally:
+            procs.stop(server.process)
+        return {
+            "target": kind,
+            "repeat": repeat,
+            **result.summary(),
+            **check_rows(result, rows),
+            "log": common.log_problems(server.log),
+        }
+
+
+def summarize(runs: list[dict[str, Any]], targets: list[str]) -> list[dict[str, Any]]:
+    """Medians per target and the ratio of requests/s to the bare handler's."""
+    rows = []
+    bare_rps = common.median(r["rps"] for r in runs if r["target"] == "bare")
+    for target in targets:
+        mine = [r for r in runs if r["target"] == target]
+        rps = common.median(r["rps"] for r in mine)
+        non_2xx: dict[str, int] = {}
+        for r in mine:
+            for status, n in r["non_2xx"].items():
+                non_2xx[status] = non_2xx.get(status, 0) + n
+        rows.append(
+            {
+                "target": target,
+                "runs": len(mine),
+                "rps": round(rps, 1),
+                "p50_ms": common.median(r["latency_ms"]["p50"] for r in mine),
+                "p99_ms": common.median(r["latency_ms"]["p99"] for r in mine),
+                "ratio_to_bare": round(rps / bare_rps, 3) if bare_rps else None,
+                "non_2xx": non_2xx,
+                "socket_errors": sum(sum(r["socket_errors"].values()) for r in mine),
+                "lost": sum(r.get("lost", 0) for r in mine),
+                "checks": sorted({r["check"] for r in mine}),
+                "log_errors": sum(r.get("log", {}).get("errors", 0) for r in mine),
+            }
+        )
+    return rows
+
+
+def print_summary(summary: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    label = {"bare": "bare aiohttp", "sqlite": "service, SQLite FULL", "postgresql": "service, PG"}
+    common.print_table(
+        f"ingest: POST /api, wrk {args.threads}x{args.connections}, {args.duration:g}s, "
+        f"~{args.body_bytes} B body, median of {args.repeats}",
+        ["target", "req/s", "p50 ms", "p99 ms", "vs bare", "non-2xx", "sock err", "rows"],
+        [
+            [
+                label.get(s["target"], s["target"]),
+                common.fmt(s["rps"], 0),
+                common.fmt(s["p50_ms"], 2),
+                common.fmt(s["p99_ms"], 2),
+                common.fmt(s["ratio_to_bare"], 3),
+                ", ".join(f"{k}: {v}" for k, v in s["non_2xx"].items()) or "0",
+                common.fmt(s["socket_errors"]),
+                ", ".join(s["checks"]),
+            ]
+            for s in summary
+        ],
+    )
+
+
+async def bench(args: argparse.Namespace, procs: common.Processes) -> int:
+    wrk = await common.ensure_wrk()
+    body = common.write_body(args.body_bytes, common.workdir(NAME))
+    args.body = body.read_bytes()
+    kinds = await common.backends(args.db)
+    targets = ["bare", *kinds]
+    runs: list[dict[str, Any]] = []
+    for repeat in range(1, args.repeats + 1):
+        for target in targets:
+            if target == "bare":
+                run = await run_bare(procs, wrk, body, args, repeat)
+            else:
+                run = await run_service(procs, wrk, body, args, repeat, target)
+            runs.append(run)
+            common.say(
+                f"{target} #{repeat}: {run['rps']:,.0f} req/s, p99 {run['latency_ms']['p99']} "
+                f"ms, non-2xx {run['non_2xx'] or 0}, rows {run['check']}"
+            )
+    summary = summarize(runs, targets)
+    print_summary(summary, args)
+    settings = {k: v for k, v in vars(args).items() if k != "body"}
+    settings["sqlite_synchronous"] = "FULL"
+    common.write_results(NAME, {"settings": settings, "summary": summary, "runs": runs})
+    service = [s for s in summary if s["target"] != "bare"]
+    failed = [s["target"] for s in service if s["checks"] != ["ok"] or s["non_2xx"]]
+    if failed:
+        common.warn(f"ingest: lost events, extra rows or non-2xx answers: {sorted(set(failed))}")
+    return 1 if any(s["lost"] for s in summary) else 0
+
+
+if __name__ == "__main__":
+    common.run_main(NAME, __doc__ or NAME, add_arguments, bench)

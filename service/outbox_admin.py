@@ -8,6 +8,7 @@ that ``POST /api`` and the relays need for long.
 
 from __future__ import annotations
 
+import collections
 import enum
 import json
 import uuid
@@ -90,11 +91,13 @@ class OutboxStats:
 async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
     """Counts by state, the pending rows' schedule, attempts and the commonest errors."""
     at = now_ms() if now is None else now
-    unfinished = status_is(PENDING, DEAD)
     async with reading(engine) as conn:
-        by_status = await conn.execute(select(t.c.status, func.count()).group_by(t.c.status))
-        counts = {status: 0 for status in (PENDING, DELIVERED, DEAD)}
-        counts.update({str(status): int(n) for status, n in by_status})
+        # Pending and dead rows through their partial indexes, all rows through the smallest
+        # index; the CHECK constraint allows no fourth state, so the rest are delivered.
+        pending = int(await conn.scalar(select(func.count()).where(status_is(PENDING))) or 0)
+        dead = int(await conn.scalar(select(func.count()).where(status_is(DEAD))) or 0)
+        total = int(await conn.scalar(select(func.count()).select_from(t)) or 0)
+        counts = {PENDING: pending, DELIVERED: total - pending - dead, DEAD: dead}
         # Pending rows only: the partial indexes keep this away from the delivered rows.
         due, leased, oldest = (
             await conn.execute(
@@ -108,23 +111,23 @@ async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
         attempts: dict[str, dict[str, int]] = {
             label: {PENDING: 0, DEAD: 0} for label, _low, _high in ATTEMPT_BUCKETS
         }
-        # Grouped by the raw count (a few distinct values) and bucketed here: a CASE in both
-        # SELECT and GROUP BY is not portable once its literals become bind parameters.
-        rows = await conn.execute(
-            select(t.c.status, t.c.attempts, func.count())
-            .where(unfinished)
-            .group_by(t.c.status, t.c.attempts)
-        )
-        for status, tries, n in rows:
-            attempts[attempt_bucket(int(tries))][str(status)] += int(n)
-        errors = await conn.execute(
-            select(t.c.last_error, func.count().label("n"))
-            .where(unfinished, t.c.last_error.is_not(None))
-            .group_by(t.c.last_error)
-            .order_by(text("n DESC"), t.c.last_error)
-            .limit(TOP_ERRORS)
-        )
-        top_errors = [(str(error), int(n)) for error, n in errors]
+        error_counts: collections.Counter[str] = collections.Counter()
+        # One state at a time, so that each query reads that state's partial index only.
+        for status in (PENDING, DEAD):
+            # Grouped by the raw count (a few distinct values) and bucketed here: a CASE in
+            # both SELECT and GROUP BY is not portable once its literals become parameters.
+            rows = await conn.execute(
+                select(t.c.attempts, func.count()).where(status_is(status)).group_by(t.c.attempts)
+            )
+            for tries, n in rows:
+                attempts[attempt_bucket(int(tries))][status] += int(n)
+            errors = await conn.execute(
+                select(t.c.last_error, func.count())
+                .where(status_is(status), t.c.last_error.is_not(None))
+                .group_by(t.c.last_error)
+            )
+            error_counts.update({str(error): int(n) for error, n in errors})
+        top_errors = sorted(error_counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERRORS]
     return OutboxStats(
         at=at,
         counts=counts,
@@ -385,7 +388,7 @@ def _purgeable(status: str, cutoff: int) -> ColumnElement[bool]:
 
 
 async def count_purgeable(engine: AsyncEngine, status: str, older_than_ms: int) -> int:
-    """How many rows ``purge`` would remove now (ix_outbox_events_status_completed)."""
+    """How many rows ``purge`` would remove now (through ix_outbox_events_completed)."""
     condition = _purgeable(status, now_ms() - older_than_ms)
     async with reading(engine) as conn:
         count = await conn.scalar(select(func.count()).where(condition))

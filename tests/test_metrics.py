@@ -124,8 +124,9 @@ def statements(engine: AsyncEngine) -> Iterator[list[tuple[str, object]]]:
 async def test_outbox_queries_read_through_indexes(
     engine: AsyncEngine, backend: str, statements: list[tuple[str, object]]
 ) -> None:
-    """SQLite's plans are stable on an empty table: the gauges search an index (no scan at
-    all), and every statement of ``stats`` reads an index, never the table itself."""
+    """SQLite's plans are stable on an empty table: the gauges search an index or scan a
+    partial one (which holds only the rows counted), and every statement of ``stats`` reads an
+    index, never the table itself."""
     if backend != "sqlite":
         pytest.skip("PostgreSQL's plans depend on table statistics; see the 1M-row figures")
     await outbox_admin.gauge_snapshot(engine)
@@ -139,10 +140,12 @@ async def test_outbox_queries_read_through_indexes(
                 continue
             rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)  # type: ignore[arg-type]
             plans.append(" | ".join(str(row[3]) for row in rows))
-    assert (gauges, len(plans)) == (3, 7)
+    assert gauges == 3 and len(plans) > gauges
     print("\n".join(plans))
+    partial = ("ix_outbox_events_due", "ix_outbox_events_pending_created", "ix_outbox_events_dead")
     for plan in plans[:gauges]:
-        assert "SEARCH outbox_events USING" in plan and "SCAN outbox_events" not in plan, plan
+        searched = "SEARCH outbox_events USING" in plan and "SCAN outbox_events" not in plan
+        assert searched or any(f"SCAN outbox_events USING INDEX {i}" in plan for i in partial), plan
     for plan in plans:
         assert re.search(r"(SCAN|SEARCH) outbox_events USING (COVERING )?INDEX", plan), plan
         assert not re.search(r"SCAN outbox_events( |$)(?!USING)", plan), plan

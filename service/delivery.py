@@ -44,10 +44,11 @@ def split_by_size(
 
 @dataclass
 class Delivery:
-    """The outcome of one claimed batch, and whether the key was refused."""
+    """The outcome of one claimed batch, and the failure that cut it short, if any."""
 
     outcome: BatchOutcome
     unauthorized: SendResult | None = None
+    transient: SendResult | None = None
 
 
 class Deliverer:
@@ -97,7 +98,7 @@ class Deliverer:
                 # Rows not yet sent keep their attempts and wait as long as the first retry.
                 first_retry = min((r.at for r in outcome.retries), default=now)
                 self._release(outcome, untouched, first_retry)
-                break
+                return Delivery(outcome, transient=result)
         return Delivery(outcome)
 
     async def _send(self, chunk: list[ClaimedRow]) -> SendResult:

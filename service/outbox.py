@@ -245,6 +245,23 @@ async def record(engine: AsyncEngine, relay_id: str, outcome: BatchOutcome, now:
             )
 
 
+async def expedite_retries(engine: AsyncEngine, now: int) -> int:
+    """Make the rows waiting out a retry's backoff due now (Inngest is back); return how many.
+    Rows under a lease are left to their relay."""
+    async with transaction(engine) as conn:
+        result = await conn.execute(
+            update(t)
+            .where(
+                status_is(PENDING),
+                t.c.next_attempt_at > now,
+                t.c.locked_by.is_(None),
+                t.c.attempts > 0,
+            )
+            .values(next_attempt_at=now)
+        )
+    return int(result.rowcount)
+
+
 async def next_due_at(engine: AsyncEngine) -> int | None:
     """When the earliest pending row falls due (epoch ms), or None when nothing is pending."""
     async with reading(engine) as conn:

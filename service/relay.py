@@ -34,6 +34,7 @@ from service.retry import backoff_ceiling
 log = logging.getLogger(__name__)
 
 RECORD_RETRIES = 5
+OUTAGE_PAUSE_MAX = 30.0  # seconds: how long an outage may hold a relay back between probes
 HOUSEKEEPING_INTERVAL = 60.0
 
 
@@ -78,9 +79,11 @@ class Relay:
         self.metrics = metrics
         self.relay_id = relay_id or new_relay_id()
         self.wake = wake or asyncio.Event()
-        self._deliverer = Deliverer(client, self.settings, metrics, rng)
-        self._paused_until = 0.0  # monotonic time; set while Inngest refuses the key
+        self._rng = rng or random.Random()
+        self._deliverer = Deliverer(client, self.settings, metrics, self._rng)
+        self._paused_until = 0.0  # monotonic time; set while Inngest refuses or fails
         self._auth_failures = 0
+        self._outage_failures = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; the batches in flight are finished and recorded."""
@@ -131,8 +134,12 @@ class Relay:
         await asyncio.shield(self._record(delivery.outcome))
         if delivery.unauthorized is not None:
             self._pause_for_key(delivery.unauthorized)
+        elif delivery.transient is not None and not delivery.outcome.delivered:
+            self._pause_for_outage(delivery.transient)
         elif delivery.outcome.delivered:
             self._auth_failures = 0
+            if self._outage_failures:
+                await self._recovered()
 
     async def _record(self, outcome: outbox.BatchOutcome) -> None:
         """Write the outcome, retrying through a short database outage; if it stays down, the
@@ -167,6 +174,42 @@ class Relay:
             pause,
             extra={"action": "relay.unauthorized"},
         )
+
+    def _pause_for_outage(self, result: SendResult) -> None:
+        """Inngest is failing: hold every worker back, or each new event would cost a claim, a
+        failed request and a record (and, on SQLite, the write lock the API needs)."""
+        s = self.settings
+        self._outage_failures += 1
+        ceiling = backoff_ceiling(
+            self._outage_failures, s.backoff_base, min(s.backoff_max, OUTAGE_PAUSE_MAX)
+        )
+        pause = max(self._rng.uniform(0, ceiling), min(result.retry_after or 0.0, OUTAGE_PAUSE_MAX))
+        self._paused_until = max(self._paused_until, time.monotonic() + pause)
+        if self._outage_failures == 1:
+            log.warning(
+                "Inngest is failing (%s); the relay backs off",
+                result.error,
+                extra={"action": "relay.outage"},
+            )
+
+    async def _recovered(self) -> None:
+        """A batch went through after an outage: send the rows waiting out their backoff now
+        rather than each at its own time."""
+        streak, self._outage_failures = self._outage_failures, 0
+        try:
+            count = await outbox.expedite_retries(self.engine, now_ms())
+        except DatabaseUnavailable as exc:
+            log.error(
+                "expediting retries failed: %s", exc, extra={"action": "relay.expedite_failed"}
+            )
+            return
+        log.info(
+            "Inngest accepts events again after %d failed requests; %d retries brought forward",
+            streak,
+            count,
+            extra={"action": "relay.recovered"},
+        )
+        self.wake.set()
 
     async def _wait_while_paused(self, stop: asyncio.Event) -> bool:
         remaining = self._paused_until - time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 
 import pytest
@@ -275,3 +276,48 @@ async def _len_at_least(items: list[object], count: int) -> bool:
 
 async def _unlocked(engine: AsyncEngine) -> bool:
     return all(row["locked_by"] is None for row in (await rows_by_id(engine)).values())
+
+
+async def test_after_an_outage_the_first_success_brings_the_waiting_retries_forward(
+    settings: Settings, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="service.relay")
+    waiting = await seed(engine, 3)
+    claimed = await outbox.claim(engine, "earlier-relay", 100, lease_ms=60_000, now=now_ms())
+    in_an_hour = now_ms() + 3_600_000
+    await outbox.record(
+        engine,
+        "earlier-relay",
+        outbox.BatchOutcome(retries=[outbox.Retry(r.seq, in_an_hour, "HTTP 503") for r in claimed]),
+        now_ms(),
+    )
+    fresh = await seed(engine, 1)
+    async with running_fake() as fake:
+        fake.enqueue(Answer.server_error(503))  # the outage, as seen by this relay
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: settled(engine), timeout=5)
+        assert set(fake.received_ids) == {*waiting, *fresh}
+    actions = [getattr(r, "action", "") for r in caplog.records]
+    assert actions.count("relay.outage") == 1
+    assert "relay.recovered" in actions
+
+
+async def test_expediting_leaves_leased_and_untried_rows_alone(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    del settings
+    await seed(engine, 3)
+    now = now_ms()
+    first, second, third = await outbox.claim(engine, "r", 100, lease_ms=60_000, now=now)
+    later = now + 600_000
+    await outbox.record(
+        engine, "r", outbox.BatchOutcome(retries=[outbox.Retry(first.seq, later, "x")]), now
+    )
+    await outbox.record(
+        engine, "r", outbox.BatchOutcome(released=[second.seq], released_until=later), now
+    )
+    assert await outbox.expedite_retries(engine, now_ms()) == 1  # third is still leased
+    rows = {r["seq"]: r for r in (await rows_by_id(engine)).values()}
+    assert rows[first.seq]["next_attempt_at"] <= now_ms()
+    assert rows[second.seq]["next_attempt_at"] == later  # never tried: a key pause, not backoff
+    assert rows[third.seq]["locked_by"] == "r"

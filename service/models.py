@@ -68,7 +68,12 @@ Index(
 )
 # Purges read finished rows by completion time; dead rows, few, have an index of their own.
 # No index starts with ``status``: SQLite's planner would pick it for pending queries.
-Index("ix_outbox_events_completed", outbox_events.c.completed_at)
+Index(
+    "ix_outbox_events_completed",
+    outbox_events.c.completed_at,
+    postgresql_where=text("completed_at IS NOT NULL"),
+    sqlite_where=text("completed_at IS NOT NULL"),
+)
 Index(
     "ix_outbox_events_dead",
     outbox_events.c.completed_at,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,19 +54,6 @@ class _Request:
     ) -> None:
         self.user, self.ts, self.idempotency, self.done = user, ts, idempotency, done
         self.claim: Claim | None = None
-
-
-def new_ids(count: int) -> list[str]:
-    """``count`` random (version 4) UUIDs from a single read of the OS's random source,
-    formatted without building ``uuid.UUID`` objects (a measurable cost per request)."""
-    digits = os.urandom(16 * count).hex()
-    ids = []
-    for start in range(0, 32 * count, 32):
-        h = digits[start : start + 32]
-        # Version 4 in the 13th digit; the variant (10xx) in the 17th.
-        variant = "89ab"[int(h[16], 16) & 3]
-        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
-    return ids
 
 
 class SyncEventWriter:
@@ -138,7 +124,7 @@ class SyncEventWriter:
             await self._write(batch)
 
     async def _write(self, batch: list[_Request]) -> None:
-        ids = new_ids(len(batch))
+        ids = outbox.new_ids(len(batch))
         for request, event_id in zip(batch, ids, strict=True):
             if request.idempotency is not None:
                 caller, key = request.idempotency

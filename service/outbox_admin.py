@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import enum
 import json
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -23,7 +22,7 @@ from service.config import RelaySettings
 from service.db import now_ms, reading, transaction
 from service.errors import InvalidInput, NotFound
 from service.models import DEAD, DELIVERED, PENDING, outbox_events
-from service.outbox import NOTIFY_CHANNEL, NewEvent, add, dumps, status_is
+from service.outbox import NOTIFY_CHANNEL, NewEvent, add, dumps, new_ids, status_is
 
 t = outbox_events
 
@@ -328,7 +327,7 @@ async def _apply_replay(conn: AsyncConnection, rows: dict[str, _Stored]) -> dict
         for event_id in (await conn.execute(_requeue(dead, at))).scalars():
             done[event_id] = ReplayResult(event_id, ReplayAction.REQUEUED)
     copies = [
-        resent_event(row.payload, row.name, str(uuid.uuid4()), at, row.id)
+        resent_event(row.payload, row.name, new_ids(1)[0], at, row.id)
         for row in rows.values()
         if row.status == DELIVERED
     ]

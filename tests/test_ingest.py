@@ -10,18 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service import outbox
 from service.batch_store import open_batch_store
 from service.config import Settings
-from service.ingest import new_ids
 from service.models import outbox_events
+from service.outbox import new_ids
 
 
-def test_new_ids_are_distinct_version_4_uuids() -> None:
-    ids = new_ids(2000)
+def test_new_ids_are_distinct_time_ordered_uuids() -> None:
+    at = 1_763_900_000_123
+    ids = new_ids(2000, at=at)
     assert len(set(ids)) == 2000
     for text in ids:
         parsed = uuid.UUID(text)
         assert str(parsed) == text
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
+        assert parsed.int >> 80 == at  # the first 48 bits: the milliseconds
+    assert max(new_ids(50, at=at)) < min(new_ids(50, at=at + 1))
 
 
 async def test_the_batch_store_writes_the_rows_outbox_add_writes(

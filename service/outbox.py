@@ -26,7 +26,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-
 from service.db import now_ms, reading, transaction
 from service.errors import InvalidInput
 from service.models import DEAD, DELIVERED, PENDING, STATUSES, outbox_events

@@ -35,6 +35,10 @@ async def replace(conn: AsyncConnection, document: object, now: int) -> str:
     if not isinstance(document, dict):
         raise InvalidInput("the app settings must be a JSON object")
     stored = dumps(document)
+    try:
+        stored.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses but cannot be stored
+        raise InvalidInput("the app settings hold text that is not valid Unicode") from None
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = insert(app_settings).values(id=APP_SETTINGS_ROW, document=stored, updated_at=now)
     await conn.execute(

@@ -95,20 +95,30 @@ async def authenticate(
     aiohttp-session's middleware: this service never changes a session, so it has nothing to
     save, and a token caller pays nothing for cookies.
     """
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, presented = header.partition(" ")
-        presented = presented.strip()
-        if scheme.lower() != "bearer" or not presented or not check_token(presented, tokens):
-            raise Unauthenticated("invalid bearer token")
-        return Caller(identity=token_identity(presented), user=None)
-    session = await sessions.load_session(request)
+    try:
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, presented = header.partition(" ")
+            presented = presented.strip()
+            if scheme.lower() != "bearer" or not presented or not check_token(presented, tokens):
+                raise Unauthenticated("invalid bearer token")
+            return Caller(identity=token_identity(presented), user=None)
+        session = await sessions.load_session(request)
+    except UnicodeError as exc:  # header bytes that are not UTF-8 are no credential either
+        raise Unauthenticated("undecodable credentials") from exc
     user = session.get("user")
     if not isinstance(user, dict) or not user:
         raise Unauthenticated("no valid session")
-    return Caller(
-        identity="user:" + str(user.get("id", json.dumps(user, sort_keys=True))), user=user
-    )
+    return Caller(identity=user_identity(user), user=user)
+
+
+def user_identity(user: Mapping[str, Any]) -> str:
+    """A session caller's name for idempotency scopes: its id, hashed when long (the column
+    holds 256 characters, and a user without an id is named by its whole JSON)."""
+    name = str(user["id"]) if "id" in user else json.dumps(user, sort_keys=True)
+    if len(name) > 64:
+        name = "sha256:" + hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()
+    return "user:" + name
 
 
 def is_internal(caller: Caller) -> bool:

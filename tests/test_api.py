@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -164,7 +165,6 @@ async def test_unknown_route_and_method_are_problems(client: TestClient) -> None
 async def test_concurrent_posts_each_get_their_own_committed_row(
     client: TestClient, engine: AsyncEngine
 ) -> None:
-    import asyncio
 
     responses = await asyncio.gather(*(client.post("/api", headers=bearer()) for _ in range(50)))
     ids = {(await r.json())["id"] for r in responses}
@@ -248,3 +248,37 @@ async def test_oversized_headers_are_refused_before_any_handler(
     long_path = await client.post("/api?" + "q" * 9000, headers=bearer())
     assert long_path.status == 400
     assert await rows(engine) == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"Authorization: Bearer \xff\xfe", b"Cookie: AIOHTTP_SESSION=\xff\xfe"],
+    ids=["bearer", "cookie"],
+)
+async def test_undecodable_credentials_are_401(
+    client: TestClient, engine: AsyncEngine, header: bytes
+) -> None:
+    # Raw bytes on the socket: a client library would encode the header for us.
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /api HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n" + header)
+    writer.write(b"\r\nConnection: close\r\n\r\n")
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 401")
+    assert await rows(engine) == []
+
+
+async def test_settings_with_a_lone_surrogate_are_400(
+    client: TestClient, engine: AsyncEngine
+) -> None:
+    response = await client.put("/api/settings", headers=bearer(), data=b'{"a": "\\ud800"}')
+    await assert_problem(response, 400)
+    assert await rows(engine) == []
+
+
+async def test_a_long_user_id_is_accepted(client: TestClient, settings: Settings) -> None:
+    long_user = {"id": "u" * 1000}
+    response = await client.post(
+        "/api", headers={**cookie(settings, long_user), "Idempotency-Key": "k"}
+    )
+    assert response.status == 200

@@ -76,7 +76,6 @@ class Relay:
     ) -> None:
         self.settings = settings.relay
         self.engine = engine
-        self.metrics = metrics
         self.relay_id = relay_id or new_relay_id()
         self.wake = wake or asyncio.Event()
         self._rng = rng or random.Random()
@@ -84,6 +83,9 @@ class Relay:
         self._paused_until = 0.0  # monotonic time; set while Inngest refuses or fails
         self._auth_failures = 0
         self._outage_failures = 0
+        self._outage_retry_after = False
+        self._claims = 0
+        self._recording: set[asyncio.Future[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; the batches in flight are finished and recorded."""
@@ -104,34 +106,51 @@ class Relay:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # Outcomes being written when the workers were cancelled: let them land.
+            await asyncio.gather(*self._recording, return_exceptions=True)
         log.info("relay %s stopped", self.relay_id, extra={"action": "relay.stopped"})
 
     async def _worker(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            if await self._wait_while_paused(stop):
-                continue
-            self.wake.clear()
             try:
-                rows = await outbox.claim(
-                    self.engine,
-                    self.relay_id,
-                    self.settings.batch_size,
-                    int(self.settings.lease_seconds * 1000),
-                    now_ms(),
-                )
-            except DatabaseUnavailable as exc:
-                log.error("claim failed: %s", exc, extra={"action": "relay.claim_failed"})
+                await self._work_once(stop)
+            except Exception:
+                # The loop's boundary: whatever went wrong, the relay keeps delivering.
+                log.exception("relay worker failed", extra={"action": "relay.worker_failed"})
                 await self._sleep(stop, self.settings.poll_interval)
-                continue
-            if not rows:
-                await self._idle(stop)
-                continue
-            await self._deliver(rows)
 
-    async def _deliver(self, rows: list[outbox.ClaimedRow]) -> None:
+    async def _work_once(self, stop: asyncio.Event) -> None:
+        if await self._wait_while_paused(stop):
+            return
+        self.wake.clear()
+        # Each claim has a lease of its own: a sibling worker that re-claims rows after this
+        # lease ran out is not mistaken for this one when the outcomes are recorded.
+        self._claims += 1
+        lease = f"{self.relay_id}/{self._claims}"
+        try:
+            rows = await outbox.claim(
+                self.engine,
+                lease,
+                self.settings.batch_size,
+                int(self.settings.lease_seconds * 1000),
+                now_ms(),
+            )
+        except DatabaseUnavailable as exc:
+            log.error("claim failed: %s", exc, extra={"action": "relay.claim_failed"})
+            await self._sleep(stop, self.settings.poll_interval)
+            return
+        if not rows:
+            await self._idle(stop)
+            return
+        await self._deliver(lease, rows)
+
+    async def _deliver(self, lease: str, rows: list[outbox.ClaimedRow]) -> None:
         delivery = await self._deliverer.deliver(rows, self._auth_pause_ms())
-        # Shielded: a stop (or a cancelled worker) must not leave a sent batch unrecorded.
-        await asyncio.shield(self._record(delivery.outcome))
+        # Shielded, and awaited by ``run`` on a stop: a sent batch is always recorded.
+        recording = asyncio.ensure_future(self._record(lease, delivery.outcome))
+        self._recording.add(recording)
+        recording.add_done_callback(self._recording.discard)
+        await asyncio.shield(recording)
         if delivery.unauthorized is not None:
             self._pause_for_key(delivery.unauthorized)
         elif delivery.transient is not None and not delivery.outcome.delivered:
@@ -141,22 +160,23 @@ class Relay:
             if self._outage_failures:
                 await self._recovered()
 
-    async def _record(self, outcome: outbox.BatchOutcome) -> None:
+    async def _record(self, lease: str, outcome: outbox.BatchOutcome) -> None:
         """Write the outcome, retrying through a short database outage; if it stays down, the
         lease runs out and another relay sends the rows again under the same ids (Inngest
         drops the repeats)."""
-        for attempt in range(RECORD_RETRIES):
+        for attempt in range(1, RECORD_RETRIES + 1):
             try:
-                await outbox.record(self.engine, self.relay_id, outcome, now_ms())
+                await outbox.record(self.engine, lease, outcome, now_ms())
                 return
             except DatabaseUnavailable as exc:
                 log.error(
                     "recording a batch failed (try %d): %s",
-                    attempt + 1,
+                    attempt,
                     exc,
                     extra={"action": "relay.record_failed"},
                 )
-                await asyncio.sleep(min(2**attempt * 0.1, 2.0))
+                if attempt < RECORD_RETRIES:
+                    await asyncio.sleep(min(2**attempt * 0.05, 2.0))
 
     def _auth_pause_ms(self) -> int:
         s = self.settings
@@ -180,6 +200,7 @@ class Relay:
         failed request and a record (and, on SQLite, the write lock the API needs)."""
         s = self.settings
         self._outage_failures += 1
+        self._outage_retry_after |= result.retry_after is not None
         ceiling = backoff_ceiling(
             self._outage_failures, s.backoff_base, min(s.backoff_max, OUTAGE_PAUSE_MAX)
         )
@@ -196,6 +217,10 @@ class Relay:
         """A batch went through after an outage: send the rows waiting out their backoff now
         rather than each at its own time."""
         streak, self._outage_failures = self._outage_failures, 0
+        if self._outage_retry_after:
+            # Inngest named its own time for the rows it turned away: keep to it.
+            self._outage_retry_after = False
+            return
         try:
             count = await outbox.expedite_retries(self.engine, now_ms())
         except DatabaseUnavailable as exc:
@@ -245,6 +270,8 @@ class Relay:
                 await idempotency.purge_expired(self.engine)
             except DatabaseUnavailable as exc:
                 log.error("retention failed: %s", exc, extra={"action": "relay.retention_failed"})
+            except Exception:  # the loop's boundary: housekeeping must not stop delivery
+                log.exception("housekeeping failed", extra={"action": "relay.retention_failed"})
             await self._sleep(stop, HOUSEKEEPING_INTERVAL)
 
 
@@ -270,6 +297,7 @@ async def relay_context(app: web.Application) -> AsyncIterator[None]:
         yield
         stop.set()
         try:
-            await asyncio.wait_for(task, timeout=settings.inngest.request_timeout + 5)
+            # A batch in flight may make several requests; its lease bounds how long it may take.
+            await asyncio.wait_for(task, timeout=settings.relay.lease_seconds)
         except TimeoutError:
             log.error("relay did not stop in time", extra={"action": "relay.stop_timeout"})

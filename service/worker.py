@@ -22,12 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service import migrate
 from service.config import Settings
 from service.db import create_engine
-from service.errors import DatabaseUnavailable
+from service.errors import DatabaseUnavailable, ServiceError
 from service.metrics import CONTENT_TYPE, Metrics
 from service.outbox import NOTIFY_CHANNEL
 from service.relay import Relay, inngest_client
 
 log = logging.getLogger(__name__)
+
+
+class MetricsPortUnavailable(ServiceError):
+    """The relay's /metrics port cannot be bound (another relay on this host has it)."""
 
 
 async def run_relay_process(settings: Settings) -> None:
@@ -129,7 +133,14 @@ async def _metrics_server(
     app.router.add_get("/health", health)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.relay.metrics_host, port).start()
+    try:
+        await web.TCPSite(runner, settings.relay.metrics_host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise MetricsPortUnavailable(
+            f"RELAY_METRICS_PORT {port}: {exc.strerror or exc} "
+            "(give each relay on a host its own port, or 0 for none)"
+        ) from exc
     try:
         yield
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service import outbox
 from service.config import Settings
 from service.db import now_ms
-from tests.fake_inngest import Answer, running_fake
+from tests.fake_inngest import Answer, FakeInngest, running_fake
 from tests.relay_harness import (
     EVENT_KEY,
     eventually,
@@ -278,11 +279,9 @@ async def _unlocked(engine: AsyncEngine) -> bool:
     return all(row["locked_by"] is None for row in (await rows_by_id(engine)).values())
 
 
-async def test_after_an_outage_the_first_success_brings_the_waiting_retries_forward(
-    settings: Settings, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="service.relay")
-    waiting = await seed(engine, 3)
+async def _park_for_an_hour(engine: AsyncEngine, count: int) -> list[str]:
+    """Rows an earlier relay failed to send, waiting out an hour of backoff."""
+    waiting = await seed(engine, count)
     claimed = await outbox.claim(engine, "earlier-relay", 100, lease_ms=60_000, now=now_ms())
     in_an_hour = now_ms() + 3_600_000
     await outbox.record(
@@ -291,6 +290,14 @@ async def test_after_an_outage_the_first_success_brings_the_waiting_retries_forw
         outbox.BatchOutcome(retries=[outbox.Retry(r.seq, in_an_hour, "HTTP 503") for r in claimed]),
         now_ms(),
     )
+    return waiting
+
+
+async def test_after_an_outage_the_first_success_brings_the_waiting_retries_forward(
+    settings: Settings, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="service.relay")
+    waiting = await _park_for_an_hour(engine, 3)
     fresh = await seed(engine, 1)
     async with running_fake() as fake:
         fake.enqueue(Answer.server_error(503))  # the outage, as seen by this relay
@@ -300,6 +307,21 @@ async def test_after_an_outage_the_first_success_brings_the_waiting_retries_forw
     actions = [getattr(r, "action", "") for r in caplog.records]
     assert actions.count("relay.outage") == 1
     assert "relay.recovered" in actions
+
+
+async def test_retries_inngest_timed_with_retry_after_are_not_brought_forward(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    waiting = await _park_for_an_hour(engine, 2)
+    fresh = await seed(engine, 1)
+    async with running_fake() as fake:
+        fake.enqueue(Answer.rate_limited("0"))
+        async with running_relay(relay_settings(settings, fake.origin), engine):
+            await eventually(lambda: _received_all(fake, fresh), timeout=5)
+            await asyncio.sleep(0.3)
+        assert fake.received_ids == fresh
+    states = await statuses(engine)
+    assert [states[i] for i in waiting] == ["pending", "pending"]
 
 
 async def test_expediting_leaves_leased_and_untried_rows_alone(
@@ -321,3 +343,30 @@ async def test_expediting_leaves_leased_and_untried_rows_alone(
     assert rows[first.seq]["next_attempt_at"] <= now_ms()
     assert rows[second.seq]["next_attempt_at"] == later  # never tried: a key pause, not backoff
     assert rows[third.seq]["locked_by"] == "r"
+
+
+async def test_an_unexpected_error_does_not_stop_the_relay(
+    settings: Settings,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ids = await seed(engine, 3)
+    real_claim, failures = outbox.claim, []
+
+    async def flaky_claim(*args: object, **kwargs: object) -> list[outbox.ClaimedRow]:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("a bug")
+        return await real_claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "claim", flaky_claim)
+    async with running_fake() as fake:
+        async with running_relay(relay_settings(settings, fake.origin, concurrency=1), engine):
+            await eventually(lambda: settled(engine))
+        assert sorted(fake.received_ids) == sorted(ids)
+    assert any(getattr(r, "action", "") == "relay.worker_failed" for r in caplog.records)
+
+
+async def _received_all(fake: FakeInngest, ids: list[str]) -> bool:
+    return set(ids) <= set(fake.received_ids)

@@ -158,3 +158,18 @@ async def _has_requests(fake: object, count: int) -> bool:
 
 async def _received(fake: object, event_id: str) -> bool:
     return event_id in fake.received_ids  # type: ignore[attr-defined]
+
+
+async def test_a_metrics_port_in_use_is_one_line(database_url: str, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = relay_env(database_url, "http://127.0.0.1:9", RELAY_METRICS_PORT=str(port))
+        process = spawn(["relay"], env, tmp_path / "r.log")
+        assert process.wait(timeout=20) == 1
+    output = (tmp_path / "r.log").read_text()
+    assert f"error: RELAY_METRICS_PORT {port}:" in output
+    assert "Traceback" not in output

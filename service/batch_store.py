@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from service.app_settings import EMPTY_DOCUMENT
 from service.config import Settings
-from service.db import sqlite_path
+from service.db import asyncpg_dsn, sqlite_file_identity, sqlite_path
 from service.errors import DatabaseUnavailable
 from service.idempotency import Claim, claim_postgres, claim_sqlite
 from service.models import APP_SETTINGS_ROW
@@ -70,7 +68,10 @@ class SqliteBatchStore:
 
     def _connect(self) -> sqlite3.Connection:
         s = self._settings
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        # mode=rw: a missing file is an error, not a new empty database.
+        conn = sqlite3.connect(
+            f"file:{self._path}?mode=rw", uri=True, isolation_level=None, check_same_thread=False
+        )
         self._file = sqlite_file_identity(self._path)
         conn.execute(f"PRAGMA busy_timeout={s.sqlite_busy_timeout_ms}")
         conn.execute("PRAGMA journal_mode=WAL")
@@ -119,27 +120,18 @@ class SqliteBatchStore:
         self._executor.shutdown(wait=True)
 
 
-def sqlite_file_identity(path: str) -> tuple[int, int] | None:
-    """The file's (device, inode), or None when it does not exist."""
-    try:
-        status = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return status.st_dev, status.st_ino
-
-
 class PostgresBatchStore:
     """One asyncpg connection, reopened after a failure."""
 
     def __init__(self, settings: Settings) -> None:
-        url = make_url(settings.database_url).set(drivername="postgresql")
-        self._dsn = url.render_as_string(hide_password=False)
+        self._dsn = asyncpg_dsn(settings)
         self._conn: asyncpg.Connection | None = None
 
     async def write(self, claims: Sequence[Claim], build: BuildEvents) -> dict[Claim, str]:
         try:
             if self._conn is None or self._conn.is_closed():
-                self._conn = await asyncpg.connect(self._dsn, timeout=5)
+                # A stuck database must give 503s, not requests that hang.
+                self._conn = await asyncpg.connect(self._dsn, timeout=5, command_timeout=30)
             conn = self._conn
             async with conn.transaction():
                 held = await claim_postgres(conn, claims)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -65,6 +66,21 @@ def _sqlite_engine(settings: Settings, database: str | None) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def asyncpg_dsn(settings: Settings) -> str:
+    """``DATABASE_URL`` as asyncpg's own connections (group commit, LISTEN) want it."""
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def sqlite_file_identity(path: str) -> tuple[int, int] | None:
+    """A file's (device, inode), or None when it does not exist."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def sqlite_path(settings: Settings) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from service.config import RelaySettings
+from service.db import now_ms
 from service.inngest import InngestClient, SendResult, SendStatus
 from service.metrics import Metrics
 from service.outbox import BatchOutcome, Burial, ClaimedRow, Retry
@@ -90,7 +91,7 @@ class Deliverer:
                     queue.extendleft([rest[half:], rest[:half]])
             else:
                 untouched = [row for later in queue for row in later]
-                now = time.time_ns() // 1_000_000
+                now = now_ms()
                 if result.status is SendStatus.UNAUTHORIZED:
                     self._release(outcome, [*rest, *untouched], now + auth_pause_ms)
                     return Delivery(outcome, unauthorized=result)
@@ -119,7 +120,7 @@ class Deliverer:
     def _delivered(self, outcome: BatchOutcome, rows: Sequence[ClaimedRow]) -> None:
         if not rows:
             return
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         outcome.delivered.extend(row.seq for row in rows)
         self._metrics.delivered.inc(len(rows))
         for row in rows:

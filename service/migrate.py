@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -45,11 +44,6 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
-
-
-async def upgrade_async(database_url: str, revision: str = "head") -> None:
-    """``upgrade`` from inside a running event loop: alembic's env runs in a worker thread."""
-    await asyncio.to_thread(upgrade, database_url, revision)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

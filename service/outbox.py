@@ -127,8 +127,13 @@ async def add(conn: AsyncConnection, events: Sequence[NewEvent]) -> None:
             for e in events
         ],
     )
+    await notify_relays(conn)
+
+
+async def notify_relays(conn: AsyncConnection) -> None:
+    """Wake relays that LISTEN (PostgreSQL; delivered at commit, once per transaction however
+    many rows it wrote); on SQLite relays find new rows at their next poll."""
     if conn.dialect.name == "postgresql":
-        # Delivered at commit, once per transaction however many rows it wrote.
         await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
@@ -202,9 +207,6 @@ class BatchOutcome:
     # Rows handed back untouched (attempts unchanged), due at the given time: a wrong key.
     released: list[int] = field(default_factory=list)
     released_until: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.delivered or self.retries or self.burials or self.released)
 
 
 def _seq_in(conn: AsyncConnection, seqs: list[int]) -> ColumnElement[bool]:

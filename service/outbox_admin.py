@@ -1,7 +1,7 @@
 """The outbox's inspection and repair SQL: gauges, stats, list, show, replay, purge.
 
 Every query here is served by an index of ``models.py`` or is bounded (a LIMIT, a keyset page)
-except the per-state count of ``stats``, which walks the status index once. Writes run in
+except the total count of ``stats``, which walks the smallest index once. Writes run in
 short transactions of at most a batch of rows, so an operator's repair never holds the lock
 that ``POST /api`` and the relays need for long.
 """
@@ -15,14 +15,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, and_, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Row, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.config import RelaySettings
 from service.db import now_ms, reading, transaction
 from service.errors import InvalidInput, NotFound
 from service.models import DEAD, DELIVERED, PENDING, outbox_events
-from service.outbox import NOTIFY_CHANNEL, NewEvent, add, dumps, new_ids, status_is
+from service.outbox import NewEvent, add, dumps, new_ids, notify_relays, status_is
 
 t = outbox_events
 
@@ -262,12 +262,6 @@ def _requeue(seqs: Sequence[int], at: int) -> Any:
     )
 
 
-async def _notify(conn: AsyncConnection) -> None:
-    """Wake relays that LISTEN (PostgreSQL); the others find the rows at their next poll."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
-
-
 async def replay_ids(
     engine: AsyncEngine, ids: Sequence[str], *, dry_run: bool = False, batch: int = REPLAY_BATCH
 ) -> AsyncIterator[list[ReplayResult]]:
@@ -336,7 +330,7 @@ async def _apply_replay(conn: AsyncConnection, rows: dict[str, _Stored]) -> dict
         assert copy.replay_of is not None
         done[copy.replay_of] = ReplayResult(copy.replay_of, ReplayAction.RESENT, copy.id)
     if dead and not copies:
-        await _notify(conn)
+        await notify_relays(conn)
     return done
 
 
@@ -366,7 +360,7 @@ async def replay_dead(
                 if chosen:
                     requeued = await conn.execute(_requeue([row.seq for row in chosen], now_ms()))
                     ids = list(requeued.scalars())
-                    await _notify(conn)
+                    await notify_relays(conn)
         if ids:
             yield [ReplayResult(i, ReplayAction.REQUEUED, dry_run=dry_run) for i in ids]
         if len(chosen) < batch:

@@ -61,7 +61,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise problem(
             503,
             "Service Unavailable",
-            "The outbox cannot take the write now; nothing was enqueued. Retry later.",
+            "The database cannot serve this request now; retry later (with an "
+            "Idempotency-Key, a retry of POST /api cannot enqueue twice).",
             headers={"Retry-After": "1"},
         ) from None
     except Exception:

@@ -14,9 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import app_settings, outbox
 from service.auth import Caller, RotatingCookieStorage, Unauthenticated, authenticate, is_internal
-from service.batch_store import open_batch_store, sqlite_file_identity
+from service.batch_store import open_batch_store
 from service.config import Settings
-from service.db import create_engine, now_ms, reading, sqlite_path, transaction
+from service.db import (
+    create_engine,
+    now_ms,
+    reading,
+    sqlite_file_identity,
+    sqlite_path,
+    transaction,
+)
 from service.errors import DatabaseUnavailable, InvalidInput, SchemaNotCurrent
 from service.idempotency import validate_key
 from service.ingest import SyncEventWriter, accepted_body

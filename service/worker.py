@@ -16,12 +16,11 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import migrate
 from service.config import Settings
-from service.db import create_engine
+from service.db import asyncpg_dsn, create_engine
 from service.errors import DatabaseUnavailable, ServiceError
 from service.metrics import CONTENT_TYPE, Metrics
 from service.outbox import NOTIFY_CHANNEL
@@ -88,10 +87,10 @@ async def _listening(settings: Settings, dialect: str) -> AsyncIterator[asyncio.
 
 async def _listen_forever(settings: Settings, wake: asyncio.Event) -> None:
     """Keep a LISTEN connection open, reconnecting after a loss; polling covers the gaps."""
-    dsn = make_url(settings.database_url).set(drivername="postgresql")
+    dsn = asyncpg_dsn(settings)
     while True:
         try:
-            conn = await asyncpg.connect(dsn.render_as_string(hide_password=False), timeout=10)
+            conn = await asyncpg.connect(dsn, timeout=10)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning(
                 "LISTEN connection failed: %s", exc, extra={"action": "relay.listen_failed"}

@@ -283,8 +283,14 @@ def development_secret(path: Path = DEV_SECRET_FILE) -> str:
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_urlsafe(48)
-        path.write_text(secret + "\n")
-        path.chmod(0o600)
+        # Created readable by its owner only, never briefly by others; O_EXCL: a process that
+        # lost the race to create it reads the winner's secret instead.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as file:
+            file.write(secret + "\n")
         return secret
 
 

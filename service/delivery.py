@@ -104,7 +104,7 @@ class Deliverer:
 
     async def _send(self, chunk: list[ClaimedRow]) -> SendResult:
         started = time.perf_counter()
-        result = await self._client.send([row.payload.encode() for row in chunk])
+        result = await self._client.send([row.payload for row in chunk])
         self._metrics.send_seconds.observe(time.perf_counter() - started)
         self._metrics.attempts.labels(result.status.value).inc()
         if result.status not in (SendStatus.OK, SendStatus.UNAUTHORIZED):

@@ -71,10 +71,16 @@ def _values(claim: Claim) -> tuple[str, str, str, str, int, int, int]:
     )
 
 
+def _key_order(claim: Claim) -> tuple[str, str]:
+    # Every writer takes keys in the same order, so two replicas claiming the same keys wait
+    # for one another instead of deadlocking.
+    return claim.caller, claim.key
+
+
 def claim_sqlite(conn: sqlite3.Connection, claims: Sequence[Claim]) -> dict[Claim, str]:
     """Claim each key in the open transaction; return the stored answers of keys already held."""
     held: dict[Claim, str] = {}
-    for claim in claims:
+    for claim in sorted(claims, key=_key_order):
         if conn.execute(SQLITE_CLAIM, _values(claim)).fetchone() is None:
             held[claim] = conn.execute(SQLITE_STORED, (claim.caller, claim.key)).fetchone()[0]
     return held
@@ -83,7 +89,7 @@ def claim_sqlite(conn: sqlite3.Connection, claims: Sequence[Claim]) -> dict[Clai
 async def claim_postgres(conn: asyncpg.Connection, claims: Sequence[Claim]) -> dict[Claim, str]:
     """``claim_sqlite`` for asyncpg; the unique key makes a concurrent claim wait, then lose."""
     held: dict[Claim, str] = {}
-    for claim in claims:
+    for claim in sorted(claims, key=_key_order):
         if await conn.fetchval(POSTGRES_CLAIM, *_values(claim)) is None:
             held[claim] = await conn.fetchval(POSTGRES_STORED, claim.caller, claim.key)
     return held

@@ -143,7 +143,7 @@ class ClaimedRow:
 
     seq: int
     id: str
-    payload: str
+    payload: bytes  # the stored event, UTF-8: what the request body is made of
     attempts: int
     created_at: int
 
@@ -175,7 +175,10 @@ async def claim(
     )
     async with transaction(engine) as conn:
         rows = (await conn.execute(statement)).all()
-    claimed = [ClaimedRow(*row) for row in rows]
+    claimed = [
+        ClaimedRow(seq, event_id, payload.encode(), attempts, created_at)
+        for seq, event_id, payload, attempts, created_at in rows
+    ]
     claimed.sort(key=lambda row: row.seq)
     return claimed
 

@@ -362,7 +362,7 @@ async def test_an_unexpected_error_does_not_stop_the_relay(
 
     monkeypatch.setattr(outbox, "claim", flaky_claim)
     async with running_fake() as fake:
-        async with running_relay(relay_settings(settings, fake.origin, concurrency=1), engine):
+        async with running_relay(relay_settings(settings, fake.origin), engine):
             await eventually(lambda: settled(engine))
         assert sorted(fake.received_ids) == sorted(ids)
     assert any(getattr(r, "action", "") == "relay.worker_failed" for r in caplog.records)

@@ -4,6 +4,7 @@ several apps in one process never share counters)."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -15,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.errors import DatabaseUnavailable
 from service.outbox_admin import gauge_snapshot
 
 DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -76,6 +78,12 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""
         return generate_latest(self.registry)
+
+    async def page(self, engine: AsyncEngine) -> web.Response:
+        """The answer to a scrape; the outbox gauges are read at most every few seconds."""
+        with contextlib.suppress(DatabaseUnavailable):  # the counters are still worth a scrape
+            await self.refresh_outbox_gauges(engine)
+        return web.Response(body=self.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

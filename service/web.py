@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -24,10 +23,10 @@ from service.db import (
     sqlite_path,
     transaction,
 )
-from service.errors import DatabaseUnavailable, InvalidInput, SchemaNotCurrent
+from service.errors import InvalidInput, SchemaNotCurrent
 from service.idempotency import validate_key
 from service.ingest import SyncEventWriter, accepted_body
-from service.metrics import CONTENT_TYPE, Metrics, http_metrics_middleware
+from service.metrics import Metrics, http_metrics_middleware
 from service.migrate import ensure_at_head
 from service.problems import problem, problem_middleware
 
@@ -196,11 +195,8 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """Prometheus text; the outbox gauges are read at most every few seconds."""
-    registry = request.app[METRICS]
-    with contextlib.suppress(DatabaseUnavailable):  # the counters are still worth a scrape
-        await registry.refresh_outbox_gauges(request.app[ENGINE])
-    return web.Response(body=registry.exposition(), headers={"Content-Type": CONTENT_TYPE})
+    """Prometheus text of this process."""
+    return await request.app[METRICS].page(request.app[ENGINE])
 
 
 async def openapi_spec(_request: web.Request) -> web.Response:

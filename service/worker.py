@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service import migrate
 from service.config import Settings
 from service.db import asyncpg_dsn, create_engine
-from service.errors import DatabaseUnavailable, ServiceError
-from service.metrics import CONTENT_TYPE, Metrics
+from service.errors import ServiceError
+from service.metrics import Metrics
 from service.outbox import NOTIFY_CHANNEL
 from service.relay import Relay, inngest_client
+from service.web import health
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +121,7 @@ async def _metrics_server(
         return
 
     async def metrics_page(_request: web.Request) -> web.Response:
-        with contextlib.suppress(DatabaseUnavailable):  # a scrape still gets the counters
-            await metrics.refresh_outbox_gauges(engine)
-        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
-
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return await metrics.page(engine)
 
     app = web.Application()
     app.router.add_get("/metrics", metrics_page)

@@ -67,11 +67,19 @@ class Deliverer:
         self._metrics = metrics
         self._rng = rng or random.Random()
 
-    async def deliver(self, rows: Sequence[ClaimedRow], auth_pause_ms: int) -> Delivery:
+    async def deliver(
+        self, rows: Sequence[ClaimedRow], auth_pause_ms: int, send_until: float
+    ) -> Delivery:
+        """Send ``rows`` request by request; a request is started only before ``send_until``
+        (monotonic time, the lease's end less a request's timeout), so no row is sent after
+        its lease could have passed to another relay: the rest are handed back, due now."""
         s = self._settings
         outcome = BatchOutcome()
         queue = deque(split_by_size(rows, s.batch_size, s.batch_max_bytes))
         while queue:
+            if time.monotonic() > send_until:
+                self._release(outcome, [row for later in queue for row in later], now_ms())
+                break
             chunk = queue.popleft()
             result = await self._send(chunk)
             self._delivered(outcome, chunk[: result.accepted])

@@ -75,6 +75,7 @@ class Relay:
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings.relay
+        self._request_timeout = settings.inngest.request_timeout
         self.engine = engine
         self.relay_id = relay_id or new_relay_id()
         self.wake = wake or asyncio.Event()
@@ -127,6 +128,7 @@ class Relay:
         # lease ran out is not mistaken for this one when the outcomes are recorded.
         self._claims += 1
         lease = f"{self.relay_id}/{self._claims}"
+        claimed = time.monotonic()
         try:
             rows = await outbox.claim(
                 self.engine,
@@ -142,10 +144,11 @@ class Relay:
         if not rows:
             await self._idle(stop)
             return
-        await self._deliver(lease, rows)
+        await self._deliver(lease, rows, claimed)
 
-    async def _deliver(self, lease: str, rows: list[outbox.ClaimedRow]) -> None:
-        delivery = await self._deliverer.deliver(rows, self._auth_pause_ms())
+    async def _deliver(self, lease: str, rows: list[outbox.ClaimedRow], claimed: float) -> None:
+        send_until = claimed + self.settings.lease_seconds - self._request_timeout
+        delivery = await self._deliverer.deliver(rows, self._auth_pause_ms(), send_until)
         # Shielded, and awaited by ``run`` on a stop: a sent batch is always recorded.
         recording = asyncio.ensure_future(self._record(lease, delivery.outcome))
         self._recording.add(recording)

@@ -370,3 +370,25 @@ async def test_an_unexpected_error_does_not_stop_the_relay(
 
 async def _received_all(fake: FakeInngest, ids: list[str]) -> bool:
     return set(ids) <= set(fake.received_ids)
+
+
+async def test_no_request_starts_after_its_lease_could_have_passed_on(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    # 20 events of ~500 bytes in requests of at most 2 KiB: one claim, several requests, each
+    # answered after 0.3 s; the lease (1 s) is over before the last could be sent.
+    ids = await seed(engine, 20, data=lambda n: {"n": n, "pad": "x" * 400})
+    async with running_fake(default=Answer.ok(delay=0.3)) as fake:
+        tuned = relay_settings(
+            settings,
+            fake.origin,
+            batch_size=20,
+            batch_max_bytes=2048,
+            lease_seconds=1.0,
+            concurrency=2,
+        )
+        async with running_relay(tuned, engine):
+            await eventually(lambda: settled(engine), timeout=20)
+        # Had a request gone out after the lease ended, the other worker would have taken
+        # the same rows and sent them again.
+        assert sorted(fake.received_ids) == sorted(ids)

@@ -6,6 +6,8 @@ cheap to index and compare, and the unit of the event's own ``ts``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -58,35 +60,21 @@ outbox_events = Table(
     CheckConstraint(f"status IN {STATUSES!r}".replace('"', "'"), name="status"),
 )
 
+
+def partial_index(name: str, *columns: Column[Any], where: str) -> Index:
+    """An index of the rows ``where`` holds for, on both databases."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
+
+
+o = outbox_events.c
 # The relay's claim and the count of due rows read only this partial index.
-Index(
-    "ix_outbox_events_due",
-    outbox_events.c.next_attempt_at,
-    outbox_events.c.seq,
-    postgresql_where=text("status = 'pending'"),
-    sqlite_where=text("status = 'pending'"),
-)
+partial_index("ix_outbox_events_due", o.next_attempt_at, o.seq, where="status = 'pending'")
 # Purges read finished rows by completion time; dead rows, few, have an index of their own.
 # No index starts with ``status``: SQLite's planner would pick it for pending queries.
-Index(
-    "ix_outbox_events_completed",
-    outbox_events.c.completed_at,
-    postgresql_where=text("completed_at IS NOT NULL"),
-    sqlite_where=text("completed_at IS NOT NULL"),
-)
-Index(
-    "ix_outbox_events_dead",
-    outbox_events.c.completed_at,
-    postgresql_where=text("status = 'dead'"),
-    sqlite_where=text("status = 'dead'"),
-)
+partial_index("ix_outbox_events_completed", o.completed_at, where="completed_at IS NOT NULL")
+partial_index("ix_outbox_events_dead", o.completed_at, where="status = 'dead'")
 # The age of the oldest pending row, for metrics and stats, without a scan of delivered rows.
-Index(
-    "ix_outbox_events_pending_created",
-    outbox_events.c.created_at,
-    postgresql_where=text("status = 'pending'"),
-    sqlite_where=text("status = 'pending'"),
-)
+partial_index("ix_outbox_events_pending_created", o.created_at, where="status = 'pending'")
 
 app_settings = Table(
     "app_settings",

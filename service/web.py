@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     app[SETTINGS] = settings
     app[NEW_WORK] = asyncio.Event()
     app[METRICS] = metrics
-    app[SESSIONS] = RotatingCookieStorage(settings)
+    app.cleanup_ctx.append(_sessions)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_writer)
     if relay:
@@ -72,6 +72,12 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/openapi.yaml", openapi_spec)
     return app
+
+
+async def _sessions(app: web.Application) -> AsyncIterator[None]:
+    # At start-up, not in create_app: in development the secret is read from (or made in) var/.
+    app[SESSIONS] = RotatingCookieStorage(app[SETTINGS])
+    yield
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

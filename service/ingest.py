@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,16 +131,12 @@ class SyncEventWriter:
                 body, expires = accepted_body(event_id), request.ts + self._ttl_ms
                 request.claim = Claim(caller, key, event_id, body, request.ts, expires)
         claims = [r.claim for r in batch if r.claim is not None]
-
-        def build(data_json: str, held: Mapping[Claim, str]) -> list[outbox.NewEvent]:
-            return [
-                outbox.new_event_from_json(data_json, r.user, r.ts, event_id=event_id)
-                for r, event_id in zip(batch, ids, strict=True)
-                if r.claim not in held
-            ]
-
+        events = [
+            outbox.event_shell(r.user, r.ts, event_id=event_id)
+            for r, event_id in zip(batch, ids, strict=True)
+        ]
         try:
-            held = await self._store.write(claims, build)
+            held = await self._store.write(claims, events)
         except Exception as error:
             self._fail(batch, error)
             return

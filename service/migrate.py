@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 from alembic import command
@@ -39,11 +41,20 @@ def head_revision() -> str:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Run ``alembic upgrade`` (blocking; it runs its own event loop); a SQLite file's folder
-    is created first, so a fresh checkout can migrate its default ``./var/service.db``."""
+    is created first, so a fresh checkout can migrate its default ``./var/service.db``, and
+    the file is left in WAL mode."""
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    sqlite_file = url.database if url.get_backend_name() == "sqlite" else None
+    if sqlite_file in ("", ":memory:"):
+        sqlite_file = None
+    if sqlite_file:
+        Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
+    if sqlite_file:
+        # WAL is a property of the file. Switching it takes an exclusive lock that does not
+        # wait, so the processes that open the file next (a server, relays) must not race to.
+        with contextlib.closing(sqlite3.connect(sqlite_file, timeout=30)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -101,10 +101,34 @@ def new_event_from_json(
     replay_of: str | None = None,
 ) -> NewEvent:
     """Like ``new_event`` with ``data`` already serialized (a batch shares one settings read)."""
+    shell = event_shell(user, ts_ms, name, event_id)
+    return NewEvent(shell.id, name, ts_ms, shell.head + data_json + shell.tail, replay_of)
+
+
+@dataclass(frozen=True, slots=True)
+class EventShell:
+    """An event whose ``data`` is still to come: its payload is ``head + data + tail``.
+
+    The group commit fills the data in SQL, from the settings row its own statement reads, so
+    the driver's thread or round trip carries no per-event Python work."""
+
+    id: str
+    created_at: int
+    head: str
+    tail: str
+
+
+def event_shell(
+    user: Mapping[str, Any] | None,
+    ts_ms: int,
+    name: str = EVENT_NAME,
+    event_id: str | None = None,
+) -> EventShell:
+    """The design's event (id, name, v, ts, data and, when there is one, user) around its data."""
     event_id = event_id or new_ids(1)[0]
-    head = f'{{"id":"{event_id}","name":{dumps(name)},"v":"{EVENT_VERSION}","ts":{ts_ms},'
+    head = f'{{"id":"{event_id}","name":{dumps(name)},"v":"{EVENT_VERSION}","ts":{ts_ms},"data":'
     tail = f',"user":{dumps(user)}}}' if user is not None else "}"
-    return NewEvent(event_id, name, ts_ms, f'{head}"data":{data_json}{tail}', replay_of)
+    return EventShell(event_id, ts_ms, head, tail)
 
 
 async def add(conn: AsyncConnection, events: Sequence[NewEvent]) -> None:

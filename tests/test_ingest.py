@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import outbox
+from service import app_settings, outbox
 from service.batch_store import open_batch_store
 from service.config import Settings
 from service.models import outbox_events
@@ -30,22 +30,31 @@ def test_new_ids_are_distinct_time_ordered_uuids() -> None:
 async def test_the_batch_store_writes_the_rows_outbox_add_writes(
     settings: Settings, engine: AsyncEngine
 ) -> None:
-    first, second = (
-        outbox.new_event({"a": 1}, {"id": "u"}, 1_700_000_000_000),
-        outbox.new_event({"a": 1}, None, 1_700_000_000_001),
-    )
+    document = {"a": 1, "text": 'é \\ " ✓'}
+    async with engine.begin() as conn:
+        await app_settings.replace(conn, document, 1_700_000_000_000)
+    user = {"id": "u", "email": "u@example.com"}
+    first = outbox.new_event(document, user, 1_700_000_000_000)
+    second = outbox.new_event(document, user, 1_700_000_000_001)
+    third = outbox.new_event(document, None, 1_700_000_000_002)
     async with engine.begin() as conn:
         await outbox.add(conn, [first])
     store = open_batch_store(settings)
     try:
-        assert await store.write([], lambda _settings_json, _held: [second]) == {}
+        shells = [
+            outbox.event_shell(user, second.created_at, event_id=second.id),
+            outbox.event_shell(None, third.created_at, event_id=third.id),
+        ]
+        assert await store.write([], shells) == {}
     finally:
         await store.close()
     async with engine.connect() as conn:
         rows = (await conn.execute(select(outbox_events).order_by(outbox_events.c.seq))).all()
-    via_add, via_store = (dict(row._mapping) for row in rows)
-    for row in (via_add, via_store):
+    via_add, *via_store = (dict(row._mapping) for row in rows)
+    for row in (via_add, *via_store):
         del row["seq"], row["id"], row["payload"], row["created_at"], row["next_attempt_at"]
-    assert via_add == via_store
-    assert rows[1].payload == second.payload
-    assert rows[1].next_attempt_at == rows[1].created_at == second.created_at
+    assert via_store == [via_add, via_add]
+    assert [row.id for row in rows[1:]] == [second.id, third.id]
+    assert [row.payload for row in rows[1:]] == [second.payload, third.payload]
+    for row, event in zip(rows[1:], (second, third), strict=True):
+        assert row.next_attempt_at == row.created_at == event.created_at

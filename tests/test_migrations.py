@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service import migrate
 from service.models import metadata
 
 
@@ -16,3 +21,12 @@ async def test_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:
 
     async with engine.connect() as conn:
         assert await conn.run_sync(differences) == []
+
+
+def test_a_migrated_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:
+    # Switching to WAL takes a lock that does not wait: the processes that open the file next
+    # (a server and its relays, starting together) must find it switched already.
+    path = tmp_path / "fresh.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -38,16 +38,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def apply_sqlite_pragmas(cursor: Any, settings: Settings) -> None:
+def apply_sqlite_pragmas(cursor: Any, busy_timeout_ms: int, synchronous: str) -> None:
     """Set up a new SQLite connection (a DB-API cursor of it): waits, WAL, durability, keys."""
-    cursor.execute(f"PRAGMA busy_timeout={settings.sqlite_busy_timeout_ms}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     # WAL is a property of the file, set by the first connection. Asking to switch a file that
     # already is in WAL can fail at once with "database is locked" while another connection
     # opens it, without waiting for busy_timeout: ask only when the file is not in WAL yet.
     cursor.execute("PRAGMA journal_mode")
     if str(cursor.fetchone()[0]).lower() != "wal":
         cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
 
 
@@ -66,7 +66,7 @@ def _sqlite_engine(settings: Settings, database: str | None) -> AsyncEngine:
         # The driver's own transaction handling is off: the "begin" hook below decides.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        apply_sqlite_pragmas(cursor, settings)
+        apply_sqlite_pragmas(cursor, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

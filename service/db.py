@@ -71,7 +71,10 @@ def _sqlite_engine(settings: Settings, database: str | None) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        read_only = connection.get_execution_options().get("service_read_only", False)
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # each statement is its own transaction (see ``single_statement``)
+        read_only = options.get("service_read_only", False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
@@ -106,6 +109,23 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A write transaction; database failures surface as ``DatabaseUnavailable``."""
     try:
         async with engine.begin() as conn:
+            yield conn
+    except UNAVAILABLE as error:
+        raise DatabaseUnavailable(describe_db_error(error)) from error
+
+
+@contextlib.asynccontextmanager
+async def single_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose one write statement is its own transaction.
+
+    No BEGIN and COMMIT around it: on SQLite the write lock is then held only while the
+    statement runs in the driver's thread, not across the trips back through the event loop
+    that an explicit transaction's BEGIN, statement and COMMIT take, during which every other
+    writer (the group commit's process) waits; on PostgreSQL it saves two round trips.
+    """
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
     except UNAVAILABLE as error:
         raise DatabaseUnavailable(describe_db_error(error)) from error

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.db import now_ms, reading, transaction
+from service.db import now_ms, reading, single_statement, transaction
 from service.errors import InvalidInput
 from service.models import DEAD, DELIVERED, PENDING, STATUSES, outbox_events
 
@@ -180,7 +180,7 @@ async def claim(
     The lease moves ``next_attempt_at`` to its end: if the relay dies, the rows fall due again
     when the lease runs out, and the claim needs no other condition than "due". PostgreSQL's
     SKIP LOCKED lets concurrent relays take disjoint batches; SQLite's BEGIN IMMEDIATE
-    serializes the claims.
+    serializes the claims. One statement needs no explicit transaction (``single_statement``).
     """
     until = now + lease_ms
     due = (
@@ -197,7 +197,7 @@ async def claim(
         .values(locked_by=relay_id, locked_until=until, next_attempt_at=until)
         .returning(t.c.seq, t.c.id, t.c.payload, t.c.attempts, t.c.created_at)
     )
-    async with transaction(engine) as conn:
+    async with single_statement(engine) as conn:
         rows = (await conn.execute(statement)).all()
     claimed = [
         ClaimedRow(seq, event_id, payload.encode(), attempts, created_at)
@@ -249,7 +249,9 @@ async def record(engine: AsyncEngine, relay_id: str, outcome: BatchOutcome, now:
     buried; a delivery is recorded whoever holds the row, since it did reach Inngest."""
     held = and_(t.c.seq == bindparam("b_seq"), status_is(PENDING), t.c.locked_by == relay_id)
     unlock = {"locked_by": None, "locked_until": None}
-    async with transaction(engine) as conn:
+    failed = outcome.retries or outcome.burials or outcome.released
+    # The usual outcome, every row delivered, is one statement: no explicit transaction.
+    async with (transaction if failed else single_statement)(engine) as conn:
         if outcome.delivered:
             await conn.execute(
                 update(t)

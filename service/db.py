@@ -21,6 +21,7 @@ from service.errors import DatabaseUnavailable
 # a deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
 # another writer got in between, without waiting for busy_timeout.
 READ_ONLY = {"service_read_only": True}
+SINGLE_STATEMENT = {"service_single_statement": True}
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -72,8 +73,8 @@ def _sqlite_engine(settings: Settings, database: str | None) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
         options = connection.get_execution_options()
-        if options.get("isolation_level") == "AUTOCOMMIT":
-            return  # each statement is its own transaction (see ``single_statement``)
+        if options.get("service_single_statement", False):
+            return  # the driver's autocommit (see ``single_statement``)
         read_only = options.get("service_read_only", False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
@@ -116,16 +117,19 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 @contextlib.asynccontextmanager
 async def single_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection whose one write statement is its own transaction.
+    """A connection whose one write statement is a transaction of its own: no BEGIN, no COMMIT.
 
-    No BEGIN and COMMIT around it: on SQLite the write lock is then held only while the
-    statement runs in the driver's thread, not across the trips back through the event loop
-    that an explicit transaction's BEGIN, statement and COMMIT take, during which every other
-    writer (the group commit's process) waits; on PostgreSQL it saves two round trips.
+    On SQLite the write lock is then held only while the statement runs in the driver's thread,
+    not across the trips back through the event loop that BEGIN, the statement and COMMIT take
+    in turn, while every other writer (the group commit's process) waits. SQLAlchemy's
+    rollback when the block ends finds nothing to undo. PostgreSQL saves two round trips.
     """
     try:
         async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if conn.dialect.name == "sqlite":
+                conn = await conn.execution_options(**SINGLE_STATEMENT)
+            else:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
     except UNAVAILABLE as error:
         raise DatabaseUnavailable(describe_db_error(error)) from error

@@ -14,6 +14,7 @@ claims idempotency keys runs the claims and the same statement in one transactio
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -65,8 +66,16 @@ class BatchStore(Protocol):
         whose key was already held, with the stored answers.
         Raises ``DatabaseUnavailable`` when the transaction did not commit."""
 
+    async def open(self) -> None:
+        """Connect ahead of the first batch, so that it does not wait for that; best effort:
+        if the database is not there yet, the first batch tries again (and fails, 503)."""
+
     async def close(self) -> None:
         """Release the connection."""
+
+
+# What a lost connection or a refused statement raises.
+FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class PostgresBatchStore:
@@ -76,12 +85,19 @@ class PostgresBatchStore:
         self._dsn = asyncpg_dsn(settings)
         self._conn: asyncpg.Connection | None = None
 
+    async def open(self) -> None:
+        with contextlib.suppress(*FAILURES):
+            await self._connection()
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            # A stuck database must give 503s, not requests that hang.
+            self._conn = await asyncpg.connect(self._dsn, timeout=5, command_timeout=30)
+        return self._conn
+
     async def write(self, claims: Sequence[Claim], events: Sequence[EventShell]) -> Held:
         try:
-            if self._conn is None or self._conn.is_closed():
-                # A stuck database must give 503s, not requests that hang.
-                self._conn = await asyncpg.connect(self._dsn, timeout=5, command_timeout=30)
-            conn = self._conn
+            conn = await self._connection()
             if not claims:
                 await self._insert(conn, events)  # a lone statement: its own transaction
                 return {}
@@ -89,7 +105,7 @@ class PostgresBatchStore:
                 held = await claim_postgres(conn, claims)
                 await self._insert(conn, unclaimed(events, held))
             return held
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except FAILURES as error:
             await self._drop_connection()
             raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
 

@@ -18,6 +18,7 @@ from service.auth import issue_cookie
 from service.config import ConfigError, Settings, require_session_secret
 from service.db import create_engine, describe_db_error, now_ms, reading, transaction
 from service.errors import ServiceError
+from service.heap import freeze_startup_heap
 from service.logs import configure_logging
 from service.relay import require_event_key
 
@@ -57,6 +58,10 @@ async def with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -
         await engine.dispose()
 
 
+async def _freeze_startup_heap(_app: object) -> None:
+    freeze_startup_heap()
+
+
 async def _nothing(_engine: Any) -> None:
     return None
 
@@ -83,6 +88,7 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
         require(require_event_key, settings)
     run(with_engine(settings, _nothing))  # refuse to start on an old schema or no database
     app = create_app(settings, relay=not no_relay)
+    app.on_startup.append(_freeze_startup_heap)  # after the resources' contexts
     click.echo(f"service: listening on http://{settings.host}:{settings.port}", err=True)
     web.run_app(
         app,

@@ -95,9 +95,9 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
         new_work.set()
 
     settings = app[SETTINGS]
-    writer = SyncEventWriter(
-        open_batch_store(settings), int(settings.idempotency_ttl * 1000), on_commit=committed
-    )
+    store = open_batch_store(settings)
+    await store.open()
+    writer = SyncEventWriter(store, int(settings.idempotency_ttl * 1000), on_commit=committed)
     writer.start()
     app[WRITER] = writer
     yield

@@ -22,6 +22,7 @@ from service import migrate
 from service.config import Settings
 from service.db import asyncpg_dsn, create_engine
 from service.errors import ServiceError
+from service.heap import freeze_startup_heap
 from service.metrics import Metrics
 from service.outbox import NOTIFY_CHANNEL
 from service.relay import Relay, inngest_client
@@ -47,6 +48,7 @@ async def run_relay_process(settings: Settings) -> None:
             _listening(settings, engine.dialect.name) as wake,
             _metrics_server(settings, metrics, engine),
         ):
+            freeze_startup_heap()
             await Relay(settings, engine, client, metrics, wake=wake).run(stop)
     finally:
         await engine.dispose()

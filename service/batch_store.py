@@ -133,7 +133,7 @@ class PostgresBatchStore:
 
 
 def open_batch_store(settings: Settings) -> BatchStore:
-    """The store for ``settings.database_url``; it connects on its first write."""
+    """The store for ``settings.database_url``; it connects when opened, or on its first write."""
     if settings.is_sqlite:
         from service.sqlite_store import SqliteBatchStore  # it builds on this module
 

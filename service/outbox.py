@@ -81,6 +81,10 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+# Every event of ``POST /api`` carries this name: encoded once, not once per event.
+EVENT_NAME_JSON = dumps(EVENT_NAME)
+
+
 def new_event(
     data: Mapping[str, Any],
     user: Mapping[str, Any] | None,
@@ -109,8 +113,8 @@ def new_event_from_json(
 class EventShell:
     """An event whose ``data`` is still to come: its payload is ``head + data + tail``.
 
-    The group commit fills the data in SQL, from the settings row its own statement reads, so
-    the driver's thread or round trip carries no per-event Python work."""
+    The group commit fills the data in SQL, from the settings row its own statement reads: the
+    settings need not come back to Python first, and every event of a batch shares them."""
 
     id: str
     created_at: int
@@ -126,7 +130,8 @@ def event_shell(
 ) -> EventShell:
     """The design's event (id, name, v, ts, data and, when there is one, user) around its data."""
     event_id = event_id or new_ids(1)[0]
-    head = f'{{"id":"{event_id}","name":{dumps(name)},"v":"{EVENT_VERSION}","ts":{ts_ms},"data":'
+    name_json = EVENT_NAME_JSON if name == EVENT_NAME else dumps(name)
+    head = f'{{"id":"{event_id}","name":{name_json},"v":"{EVENT_VERSION}","ts":{ts_ms},"data":'
     tail = f',"user":{dumps(user)}}}' if user is not None else "}"
     return EventShell(event_id, ts_ms, head, tail)
 
@@ -179,8 +184,9 @@ async def claim(
 
     The lease moves ``next_attempt_at`` to its end: if the relay dies, the rows fall due again
     when the lease runs out, and the claim needs no other condition than "due". PostgreSQL's
-    SKIP LOCKED lets concurrent relays take disjoint batches; SQLite's BEGIN IMMEDIATE
-    serializes the claims. One statement needs no explicit transaction (``single_statement``).
+    SKIP LOCKED lets concurrent relays take disjoint batches; on SQLite the statement takes the
+    write lock as it starts, which serializes the claims. Being one statement, it needs no
+    explicit transaction (``single_statement``).
     """
     until = now + lease_ms
     due = (

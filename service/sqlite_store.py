@@ -59,8 +59,9 @@ def frame(payload: bytes) -> bytes:
 
 
 class SqliteBatchStore:
-    """The web process's side: starts the writer process on the first batch, and again after
-    it died; one batch at a time (the group commit's writer task sends them in turn)."""
+    """The web process's side: starts the writer process when opened (or by the first batch),
+    and again after it died or failed a batch; one batch at a time (the group commit's writer
+    task sends them in turn)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

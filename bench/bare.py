@@ -7,7 +7,7 @@ import argparse
 
 from aiohttp import web
 
-from bench.common import serve_app
+from bench.servers import serve_app
 
 
 async def post_api(request: web.Request) -> web.Response:

@@ -18,7 +18,15 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the bench package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common
+from bench.cli import run_main
+from bench.databases import backends, fresh_database
+from bench.load import WrkResult, ensure_wrk, run_wrk
+from bench.output import fmt, print_table, say, warn
+from bench.payloads import write_body
+from bench.processes import Processes, clean_env, log_problems
+from bench.results import workdir, write_results
+from bench.servers import Server, post_api, start_http, start_service
+from bench.stats import median
 
 NAME = "ingest"
 WARM_UP_REQUESTS = 50
@@ -32,11 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--body-bytes", type=int, default=1024, help="size of the JSON body")
 
 
-async def run_wrk(
-    wrk: str, server: common.Server, body: Path, args: argparse.Namespace
-) -> common.WrkResult:
+async def run_wrk_on(wrk: str, server: Server, body: Path, args: argparse.Namespace) -> WrkResult:
     """The one wrk command of every target."""
-    return await common.run_wrk(
+    return await run_wrk(
         wrk,
         f"{server.url}/api",
         body,
@@ -47,18 +53,18 @@ async def run_wrk(
 
 
 async def run_bare(
-    procs: common.Processes, wrk: str, body: Path, args: argparse.Namespace, repeat: int
+    procs: Processes, wrk: str, body: Path, args: argparse.Namespace, repeat: int
 ) -> dict[str, Any]:
-    server = await common.start_http(procs, f"bare-r{repeat}", "bench.bare", [], common.clean_env())
+    server = await start_http(procs, f"bare-r{repeat}", "bench.bare", [], clean_env())
     try:
-        await common.post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body)
-        result = await run_wrk(wrk, server, body, args)
+        await post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body)
+        result = await run_wrk_on(wrk, server, body, args)
     finally:
         procs.stop(server.process)
     return {"target": "bare", "repeat": repeat, **result.summary(), "check": "n/a"}
 
 
-def check_rows(result: common.WrkResult, rows: int) -> dict[str, Any]:
+def check_rows(result: WrkResult, rows: int) -> dict[str, Any]:
     """Compare the rows written with the 2xx answers wrk counted."""
     lost = max(0, result.ok - rows)
     extra = max(0, rows - result.ok)
@@ -78,21 +84,21 @@ def check_rows(result: common.WrkResult, rows: int) -> dict[str, Any]:
 
 
 async def run_service(
-    procs: common.Processes,
+    procs: Processes,
     wrk: str,
     body: Path,
     args: argparse.Namespace,
     repeat: int,
     kind: str,
 ) -> dict[str, Any]:
-    async with common.fresh_database(kind, common.workdir(NAME)) as db:
-        server = await common.start_service(
+    async with fresh_database(kind, workdir(NAME)) as db:
+        server = await start_service(
             procs, f"service-{kind}-r{repeat}", db.url, relay=False, SQLITE_SYNCHRONOUS="FULL"
         )
         try:
-            await common.post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body)
+            await post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body)
             before = await db.count()
-            result = await run_wrk(wrk, server, body, args)
+            result = await run_wrk_on(wrk, server, body, args)
             rows = await db.settled_count() - before
         finally:
             procs.stop(server.process)
@@ -101,17 +107,17 @@ async def run_service(
             "repeat": repeat,
             **result.summary(),
             **check_rows(result, rows),
-            "log": common.log_problems(server.log),
+            "log": log_problems(server.log),
         }
 
 
 def summarize(runs: list[dict[str, Any]], targets: list[str]) -> list[dict[str, Any]]:
     """Medians per target and the ratio of requests/s to the bare handler's."""
     rows = []
-    bare_rps = common.median(r["rps"] for r in runs if r["target"] == "bare")
+    bare_rps = median(r["rps"] for r in runs if r["target"] == "bare")
     for target in targets:
         mine = [r for r in runs if r["target"] == target]
-        rps = common.median(r["rps"] for r in mine)
+        rps = median(r["rps"] for r in mine)
         non_2xx: dict[str, int] = {}
         for r in mine:
             for status, n in r["non_2xx"].items():
@@ -121,8 +127,8 @@ def summarize(runs: list[dict[str, Any]], targets: list[str]) -> list[dict[str, 
                 "target": target,
                 "runs": len(mine),
                 "rps": round(rps, 1),
-                "p50_ms": common.median(r["latency_ms"]["p50"] for r in mine),
-                "p99_ms": common.median(r["latency_ms"]["p99"] for r in mine),
+                "p50_ms": median(r["latency_ms"]["p50"] for r in mine),
+                "p99_ms": median(r["latency_ms"]["p99"] for r in mine),
                 "ratio_to_bare": round(rps / bare_rps, 3) if bare_rps else None,
                 "non_2xx": non_2xx,
                 "socket_errors": sum(sum(r["socket_errors"].values()) for r in mine),
@@ -136,19 +142,19 @@ def summarize(runs: list[dict[str, Any]], targets: list[str]) -> list[dict[str, 
 
 def print_summary(summary: list[dict[str, Any]], args: argparse.Namespace) -> None:
     label = {"bare": "bare aiohttp", "sqlite": "service, SQLite FULL", "postgresql": "service, PG"}
-    common.print_table(
+    print_table(
         f"ingest: POST /api, wrk {args.threads}x{args.connections}, {args.duration:g}s, "
         f"~{args.body_bytes} B body, median of {args.repeats}",
         ["target", "req/s", "p50 ms", "p99 ms", "vs bare", "non-2xx", "sock err", "rows"],
         [
             [
                 label.get(s["target"], s["target"]),
-                common.fmt(s["rps"], 0),
-                common.fmt(s["p50_ms"], 2),
-                common.fmt(s["p99_ms"], 2),
-                common.fmt(s["ratio_to_bare"], 3),
+                fmt(s["rps"], 0),
+                fmt(s["p50_ms"], 2),
+                fmt(s["p99_ms"], 2),
+                fmt(s["ratio_to_bare"], 3),
                 ", ".join(f"{k}: {v}" for k, v in s["non_2xx"].items()) or "0",
-                common.fmt(s["socket_errors"]),
+                fmt(s["socket_errors"]),
                 ", ".join(s["checks"]),
             ]
             for s in summary
@@ -156,11 +162,11 @@ def print_summary(summary: list[dict[str, Any]], args: argparse.Namespace) -> No
     )
 
 
-async def bench(args: argparse.Namespace, procs: common.Processes) -> int:
-    wrk = await common.ensure_wrk()
-    body = common.write_body(args.body_bytes, common.workdir(NAME))
+async def bench(args: argparse.Namespace, procs: Processes) -> int:
+    wrk = await ensure_wrk()
+    body = write_body(args.body_bytes, workdir(NAME))
     args.body = body.read_bytes()
-    kinds = await common.backends(args.db)
+    kinds = await backends(args.db)
     targets = ["bare", *kinds]
     runs: list[dict[str, Any]] = []
     for repeat in range(1, args.repeats + 1):
@@ -170,7 +176,7 @@ async def bench(args: argparse.Namespace, procs: common.Processes) -> int:
             else:
                 run = await run_service(procs, wrk, body, args, repeat, target)
             runs.append(run)
-            common.say(
+            say(
                 f"{target} #{repeat}: {run['rps']:,.0f} req/s, p99 {run['latency_ms']['p99']} "
                 f"ms, non-2xx {run['non_2xx'] or 0}, rows {run['check']}"
             )
@@ -178,13 +184,13 @@ async def bench(args: argparse.Namespace, procs: common.Processes) -> int:
     print_summary(summary, args)
     settings = {k: v for k, v in vars(args).items() if k != "body"}
     settings["sqlite_synchronous"] = "FULL"
-    common.write_results(NAME, {"settings": settings, "summary": summary, "runs": runs})
+    write_results(NAME, {"settings": settings, "summary": summary, "runs": runs})
     service = [s for s in summary if s["target"] != "bare"]
     failed = [s["target"] for s in service if s["checks"] != ["ok"] or s["non_2xx"]]
     if failed:
-        common.warn(f"ingest: lost events, extra rows or non-2xx answers: {sorted(set(failed))}")
+        warn(f"ingest: lost events, extra rows or non-2xx answers: {sorted(set(failed))}")
     return 1 if any(s["lost"] for s in summary) else 0
 
 
 if __name__ == "__main__":
-    common.run_main(NAME, __doc__ or NAME, add_arguments, bench)
+    run_main(NAME, __doc__ or NAME, add_arguments, bench)

@@ -20,7 +20,23 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the bench package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common
+from bench.cli import run_main
+from bench.databases import Database, backends, fresh_database
+from bench.load import run_load
+from bench.output import fmt, print_table, say, warn
+from bench.payloads import compact, sample_document
+from bench.processes import HOST, BenchError, Processes, clean_env, free_port, log_problems
+from bench.results import workdir, write_results
+from bench.servers import (
+    EVENT_KEY,
+    Receiver,
+    Server,
+    post_api,
+    start_http,
+    start_receiver,
+    start_service,
+    wait_arrivals,
+)
 
 NAME = "inline"
 INLINE, OUTBOX = "inline (seed)", "service (outbox)"
@@ -41,43 +57,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def start_design(
-    procs: common.Processes, design: str, tag: str, origin: str, db: common.Database | None
-) -> common.Server:
+    procs: Processes, design: str, tag: str, origin: str, db: Database | None
+) -> Server:
     """The inline app or ``service serve`` (with its relay), sending to ``origin``."""
     if db is None:
-        args = ["--inngest", origin, "--key", common.EVENT_KEY]
-        return await common.start_http(
-            procs, f"app-{tag}", "bench.inline_app", args, common.clean_env()
-        )
-    return await common.start_service(
-        procs, f"app-{tag}", db.url, relay=True, inngest_origin=origin
-    )
+        args = ["--inngest", origin, "--key", EVENT_KEY]
+        return await start_http(procs, f"app-{tag}", "bench.inline_app", args, clean_env())
+    return await start_service(procs, f"app-{tag}", db.url, relay=True, inngest_origin=origin)
 
 
 async def run_case(
-    procs: common.Processes, design: str, phase: str, kind: str, args: argparse.Namespace
+    procs: Processes, design: str, phase: str, kind: str, args: argparse.Namespace
 ) -> dict[str, Any]:
     tag = f"{'inline' if design == INLINE else 'service'}-{phase}"
-    port = common.free_port()
-    origin = f"http://{common.HOST}:{port}"
-    body = common.compact(common.sample_document(args.body_bytes)).encode()
-    receiver: common.Receiver | None = None
-    app: common.Server | None = None
+    port = free_port()
+    origin = f"http://{HOST}:{port}"
+    body = compact(sample_document(args.body_bytes)).encode()
+    receiver: Receiver | None = None
+    app: Server | None = None
     async with contextlib.AsyncExitStack() as stack:
         db = None
         if design == OUTBOX:
-            db = await stack.enter_async_context(common.fresh_database(kind, common.workdir(NAME)))
+            db = await stack.enter_async_context(fresh_database(kind, workdir(NAME)))
         try:
             if phase == SLOW:
-                receiver = await common.start_receiver(
+                receiver = await start_receiver(
                     procs, f"receiver-{tag}", port=port, delay_ms=args.slow_ms, record=True
                 )
             app = await start_design(procs, design, tag, origin, db)
             warm = []
             if receiver is not None:
-                warm = await common.post_api(f"{app.url}/api", WARM_UP_REQUESTS, body)
-            common.say(f"{design}, Inngest {phase}: {args.rate:g} req/s for {args.duration:g}s")
-            load = await common.run_load(
+                warm = await post_api(f"{app.url}/api", WARM_UP_REQUESTS, body)
+            say(f"{design}, Inngest {phase}: {args.rate:g} req/s for {args.duration:g}s")
+            load = await run_load(
                 procs,
                 f"load-{tag}",
                 f"{app.url}/api",
@@ -87,15 +99,15 @@ async def run_case(
                 body_bytes=args.body_bytes,
             )
             if receiver is None and db is not None:
-                common.say("service: the receiver is back; waiting for the relay")
-                receiver = await common.start_receiver(
+                say("service: the receiver is back; waiting for the relay")
+                receiver = await start_receiver(
                     procs, f"receiver-{tag}-back", port=port, record=True
                 )
             arrivals: dict[str, Any] = {}
             waited = 0.0
             if receiver is not None:
                 timeout = args.recovery_timeout if db is not None else 10
-                arrivals, waited = await common.wait_arrivals(receiver, load.ids, timeout)
+                arrivals, waited = await wait_arrivals(receiver, load.ids, timeout)
             outbox = await db.status_counts() if db is not None else None
         finally:
             for server in (app, receiver):
@@ -112,12 +124,12 @@ async def run_case(
         "acked_but_lost": len(set(load.ids) - arrivals.keys()),
         "waited_after_load_s": round(waited, 2) if db is not None else None,
         "outbox_statuses": outbox,
-        "log": common.log_problems(app.log) if app is not None else None,
+        "log": log_problems(app.log) if app is not None else None,
     }
 
 
 def print_results(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    common.print_table(
+    print_table(
         f"inline: {args.rate:g} req/s for {args.duration:g}s per case; slow = receiver takes "
         f"{args.slow_ms:g} ms, down = port closed (then back, for the service)",
         [
@@ -137,15 +149,15 @@ def print_results(results: list[dict[str, Any]], args: argparse.Namespace) -> No
             [
                 r["design"],
                 r["phase"],
-                common.fmt(r["load"]["requests"]),
-                common.fmt(r["load"]["ok"]),
-                common.fmt(r["load"]["failed"]),
-                common.fmt(r["load"]["latency_ms"]["p50"], 1),
-                common.fmt(r["load"]["latency_ms"]["p99"], 1),
-                common.fmt(r["received"]),
-                common.fmt(r["never_received"]),
-                common.fmt(r["acked_but_lost"]),
-                common.fmt(r["waited_after_load_s"], 1),
+                fmt(r["load"]["requests"]),
+                fmt(r["load"]["ok"]),
+                fmt(r["load"]["failed"]),
+                fmt(r["load"]["latency_ms"]["p50"], 1),
+                fmt(r["load"]["latency_ms"]["p99"], 1),
+                fmt(r["received"]),
+                fmt(r["never_received"]),
+                fmt(r["acked_but_lost"]),
+                fmt(r["waited_after_load_s"], 1),
             ]
             for r in results
         ],
@@ -153,22 +165,22 @@ def print_results(results: list[dict[str, Any]], args: argparse.Namespace) -> No
     )
 
 
-async def bench(args: argparse.Namespace, procs: common.Processes) -> int:
-    kinds = await common.backends(args.db)
+async def bench(args: argparse.Namespace, procs: Processes) -> int:
+    kinds = await backends(args.db)
     if not kinds:
-        raise common.BenchError("no usable backend for the service")
+        raise BenchError("no usable backend for the service")
     results = [
         await run_case(procs, design, phase, kinds[0], args)
         for phase in (SLOW, DOWN)
         for design in (INLINE, OUTBOX)
     ]
     print_results(results, args)
-    common.write_results(NAME, {"settings": vars(args), "results": results})
+    write_results(NAME, {"settings": vars(args), "results": results})
     lost = [r["phase"] for r in results if r["design"] == OUTBOX and r["acked_but_lost"]]
     if lost:
-        common.warn(f"inline: the service lost acknowledged events (Inngest {lost})")
+        warn(f"inline: the service lost acknowledged events (Inngest {lost})")
     return 1 if lost else 0
 
 
 if __name__ == "__main__":
-    common.run_main(NAME, __doc__ or NAME, add_arguments, bench)
+    run_main(NAME, __doc__ or NAME, add_arguments, bench)

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bench.common import TOKEN, serve_app
-from service.db import now_ms
-from service.outbox import new_event
+from bench.servers import TOKEN, serve_app
+from service.store.engine import now_ms
+from service.store.outbox import new_event
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 ENDPOINT = web.AppKey("endpoint", str)

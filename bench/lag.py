@@ -18,7 +18,15 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the bench package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common
+from bench.cli import run_main
+from bench.databases import backends, fresh_database
+from bench.load import run_load
+from bench.output import fmt, print_table, say, warn
+from bench.payloads import compact, sample_document
+from bench.processes import BenchError, Processes, log_problems
+from bench.results import workdir, write_results
+from bench.servers import post_api, start_receiver, start_relay, start_service, wait_arrivals
+from bench.stats import summarize
 
 NAME = "lag"
 IN_PROCESS, SEPARATE = "serve + in-process relay", "serve --no-relay + service relay"
@@ -42,15 +50,15 @@ def configurations(kinds: list[str]) -> list[tuple[str, str]]:
 
 
 async def run_configuration(
-    procs: common.Processes, mode: str, kind: str, args: argparse.Namespace
+    procs: Processes, mode: str, kind: str, args: argparse.Namespace
 ) -> dict[str, Any]:
     tag = f"{kind}-{'separate' if mode == SEPARATE else 'inprocess'}"
-    body = common.compact(common.sample_document(args.body_bytes)).encode()
-    async with common.fresh_database(kind, common.workdir(NAME)) as db:
-        receiver = await common.start_receiver(procs, f"receiver-{tag}", record=True)
+    body = compact(sample_document(args.body_bytes)).encode()
+    async with fresh_database(kind, workdir(NAME)) as db:
+        receiver = await start_receiver(procs, f"receiver-{tag}", record=True)
         server = relay = None
         try:
-            server = await common.start_service(
+            server = await start_service(
                 procs,
                 f"service-{tag}",
                 db.url,
@@ -58,14 +66,14 @@ async def run_configuration(
                 inngest_origin=receiver.url,
             )
             if mode == SEPARATE:
-                relay = common.start_relay(procs, f"relay-{tag}", db.url, receiver.url)
+                relay = start_relay(procs, f"relay-{tag}", db.url, receiver.url)
             # Through the whole pipeline before measuring: the relay is up and delivering.
-            warm = await common.post_api(f"{server.url}/api", WARM_UP_REQUESTS, body)
-            _arrived, waited = await common.wait_arrivals(receiver, warm, 30)
+            warm = await post_api(f"{server.url}/api", WARM_UP_REQUESTS, body)
+            _arrived, waited = await wait_arrivals(receiver, warm, 30)
             if waited >= 30:
-                raise common.BenchError(f"{tag}: warm-up events not delivered in 30s")
-            common.say(f"{mode} on {kind}: {args.rate:g} req/s for {args.duration:g}s")
-            load = await common.run_load(
+                raise BenchError(f"{tag}: warm-up events not delivered in 30s")
+            say(f"{mode} on {kind}: {args.rate:g} req/s for {args.duration:g}s")
+            load = await run_load(
                 procs,
                 f"load-{tag}",
                 f"{server.url}/api",
@@ -74,7 +82,7 @@ async def run_configuration(
                 connections=args.connections,
                 body_bytes=args.body_bytes,
             )
-            arrivals, waited = await common.wait_arrivals(receiver, load.ids, args.drain_timeout)
+            arrivals, waited = await wait_arrivals(receiver, load.ids, args.drain_timeout)
         finally:
             if relay is not None:
                 procs.stop(relay)
@@ -87,16 +95,16 @@ async def run_configuration(
         "mode": mode,
         "db": kind,
         "load": load.summary(),
-        "lag_ms": common.summarize(lags),
+        "lag_ms": summarize(lags),
         "acked": load.ok,
         "missing": len(set(load.ids) - arrivals.keys()),
         "waited_after_load_s": round(waited, 2),
-        "log": [common.log_problems(log) for log in logs],
+        "log": [log_problems(log) for log in logs],
     }
 
 
 def print_results(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    common.print_table(
+    print_table(
         f"lag: {args.rate:g} req/s for {args.duration:g}s (open loop), ts -> arrival at the "
         "receiver",
         [
@@ -115,14 +123,14 @@ def print_results(results: list[dict[str, Any]], args: argparse.Namespace) -> No
             [
                 r["mode"],
                 r["db"],
-                common.fmt(r["load"]["achieved_rps"], 0),
-                common.fmt(r["load"]["latency_ms"]["p50"], 1),
-                common.fmt(r["load"]["latency_ms"]["p99"], 1),
-                common.fmt(r["lag_ms"]["p50"], 1),
-                common.fmt(r["lag_ms"]["p99"], 1),
-                common.fmt(r["lag_ms"]["max"], 1),
-                common.fmt(r["load"]["failed"]),
-                common.fmt(r["missing"]),
+                fmt(r["load"]["achieved_rps"], 0),
+                fmt(r["load"]["latency_ms"]["p50"], 1),
+                fmt(r["load"]["latency_ms"]["p99"], 1),
+                fmt(r["lag_ms"]["p50"], 1),
+                fmt(r["lag_ms"]["p99"], 1),
+                fmt(r["lag_ms"]["max"], 1),
+                fmt(r["load"]["failed"]),
+                fmt(r["missing"]),
             ]
             for r in results
         ],
@@ -130,18 +138,18 @@ def print_results(results: list[dict[str, Any]], args: argparse.Namespace) -> No
     )
 
 
-async def bench(args: argparse.Namespace, procs: common.Processes) -> int:
-    kinds = await common.backends(args.db)
+async def bench(args: argparse.Namespace, procs: Processes) -> int:
+    kinds = await backends(args.db)
     results = [
         await run_configuration(procs, mode, kind, args) for mode, kind in configurations(kinds)
     ]
     print_results(results, args)
-    common.write_results(NAME, {"settings": vars(args), "results": results})
+    write_results(NAME, {"settings": vars(args), "results": results})
     lost = [f"{r['mode']} on {r['db']}" for r in results if r["missing"]]
     if lost:
-        common.warn(f"lag: acknowledged events never arrived: {lost}")
+        warn(f"lag: acknowledged events never arrived: {lost}")
     return 1 if lost else 0
 
 
 if __name__ == "__main__":
-    common.run_main(NAME, __doc__ or NAME, add_arguments, bench)
+    run_main(NAME, __doc__ or NAME, add_arguments, bench)

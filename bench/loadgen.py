@@ -4,7 +4,7 @@
 Request ``i`` is scheduled at ``start + i / rate`` whatever the earlier answers did, and its
 latency is measured from that scheduled time, so a server that stalls is charged for the
 queue it builds (no coordinated omission). Requests beyond ``--connections`` wait for a free
-connection, and that wait counts too. Writes a JSON document (``bench.common.Load``'s fields)
+connection, and that wait counts too. Writes a JSON document (``bench.load.Load``'s fields)
 with every latency and the ``id`` of every 2xx answer.
 """
 
@@ -20,7 +20,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import compact, percentile, sample_document
+from bench.payloads import compact, sample_document
+from bench.stats import percentile
 
 
 async def generate(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.common import serve_app
+from bench.servers import serve_app
 
 STATS = web.AppKey("stats", dict)
 RECORDS = web.AppKey("records", list)

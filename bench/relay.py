@@ -21,7 +21,14 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the bench package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common
+from bench.cli import run_main
+from bench.databases import Database, backends, fresh_database
+from bench.output import console, fmt, print_table, say, warn
+from bench.payloads import sample_document
+from bench.processes import BenchError, Processes, log_problems, log_tail, rss_kib
+from bench.results import workdir, write_results
+from bench.servers import Receiver, start_receiver, start_relay
+from bench.stats import median
 
 NAME = "relay"
 INDEX = "ix_outbox_events_due"
@@ -60,13 +67,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=float, default=0.2, help="seconds between samples")
 
 
-async def fill(db: common.Database, rows: int, payload_bytes: int) -> float:
+async def fill(db: Database, rows: int, payload_bytes: int) -> float:
     """Insert ``rows`` pending events shaped like real ones; return the seconds it took."""
-    from service.db import now_ms
-    from service.outbox import EVENT_NAME, new_event
+    from service.store.engine import now_ms
+    from service.store.outbox import EVENT_NAME, new_event
 
     ts = now_ms()
-    template = new_event(common.sample_document(payload_bytes), USER, ts, event_id=PLACEHOLDER)
+    template = new_event(sample_document(payload_bytes), USER, ts, event_id=PLACEHOLDER)
     params = {
         "name": EVENT_NAME,
         "template": template.payload,
@@ -90,8 +97,8 @@ async def capture_claim(engine: Any) -> tuple[str, Any]:
     and aborted before they run (nothing is claimed)."""
     from sqlalchemy import event
 
-    from service import outbox
-    from service.db import now_ms
+    from service.store import outbox
+    from service.store.engine import now_ms
 
     captured: dict[str, Any] = {}
 
@@ -108,7 +115,7 @@ async def capture_claim(engine: Any) -> tuple[str, Any]:
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
     if not captured:
-        raise common.BenchError("outbox.claim sent no statement on outbox_events")
+        raise BenchError("outbox.claim sent no statement on outbox_events")
     return captured["sql"], captured["params"]
 
 
@@ -119,11 +126,11 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-async def claim_plan(db: common.Database) -> dict[str, Any]:
+async def claim_plan(db: Database) -> dict[str, Any]:
     """The plan of the relay's claim as the database explains it with its parameters, and on
     PostgreSQL also the generic plan that a prepared statement may switch to after five
     executions (where ``status = $n`` is not known to match the partial index)."""
-    from service.db import reading
+    from service.store.engine import reading
 
     sql, params = await capture_claim(db.engine)
     generic: list[str] | None = None
@@ -159,9 +166,9 @@ def uses_index(plan: list[str]) -> bool:
 
 
 async def drain(
-    procs: common.Processes,
-    db: common.Database,
-    receiver: common.Receiver,
+    procs: Processes,
+    db: Database,
+    receiver: Receiver,
     rows: int,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
@@ -172,7 +179,7 @@ async def drain(
     pending rows costs the database a scan of the backlog, which would slow the relay down.
     """
     timeout = args.timeout or 60 + rows / 500
-    relay = common.start_relay(procs, f"relay-{db.kind}", db.url, receiver.url)
+    relay = start_relay(procs, f"relay-{db.kind}", db.url, receiver.url)
     started = time.monotonic()
     samples: list[dict[str, Any]] = []
     query_ms: list[float] = []
@@ -181,13 +188,13 @@ async def drain(
         while True:
             elapsed = time.monotonic() - started
             if elapsed > timeout:
-                raise common.BenchError(f"{db.kind}: backlog not drained in {timeout:.0f}s")
+                raise BenchError(f"{db.kind}: backlog not drained in {timeout:.0f}s")
             if relay.poll() is not None:
-                raise common.BenchError(
+                raise BenchError(
                     f"{db.kind}: relay exited with {relay.returncode}\n"
-                    + common.log_tail(procs.log_of(relay))
+                    + log_tail(procs.log_of(relay))
                 )
-            rss = common.rss_kib(relay.pid)
+            rss = rss_kib(relay.pid)
             received = (await receiver.stats())["events"]
             samples.append({"t": round(elapsed, 3), "rss_kib": rss, "received": received})
             if received >= rows or time.monotonic() - last_query > DB_CHECK_INTERVAL:
@@ -202,8 +209,8 @@ async def drain(
     return {
         **drain_figures(samples, rows),
         "relay_exit_code": exit_code,
-        "pending_query_ms_p50": round(common.median(query_ms), 2),
-        "log": common.log_problems(procs.log_of(relay)),
+        "pending_query_ms_p50": round(median(query_ms), 2),
+        "log": log_problems(procs.log_of(relay)),
         "samples": samples[:: max(1, len(samples) // 200)],
     }
 
@@ -233,16 +240,14 @@ def last_rss(samples: list[dict[str, Any]]) -> int:
     return next((s["rss_kib"] for s in reversed(samples) if s["rss_kib"]), 0)
 
 
-async def run_backend(
-    procs: common.Processes, kind: str, args: argparse.Namespace
-) -> dict[str, Any]:
-    async with common.fresh_database(kind, common.workdir(NAME)) as db:
-        common.say(f"{kind}: filling {args.rows:,} events")
+async def run_backend(procs: Processes, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    async with fresh_database(kind, workdir(NAME)) as db:
+        say(f"{kind}: filling {args.rows:,} events")
         fill_s = await fill(db, args.rows, args.payload_bytes)
         plan = await claim_plan(db)
-        receiver = await common.start_receiver(procs, f"receiver-{kind}")
+        receiver = await start_receiver(procs, f"receiver-{kind}")
         try:
-            common.say(f"{kind}: draining with service relay")
+            say(f"{kind}: draining with service relay")
             result = await drain(procs, db, receiver, args.rows, args)
             received = await receiver.stats()
         finally:
@@ -270,7 +275,7 @@ def mib_trend(r: dict[str, Any]) -> str:
 
 
 def print_results(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    common.print_table(
+    print_table(
         f"relay: drain of {args.rows:,} pending events (~{args.payload_bytes} B data) by one "
         "`service relay` to a local receiver",
         [
@@ -290,22 +295,22 @@ def print_results(results: list[dict[str, Any]], args: argparse.Namespace) -> No
         [
             [
                 r["db"],
-                common.fmt(r["fill_s"], 1),
-                common.fmt(r["drain_s"], 1),
-                common.fmt(r["events_per_s"], 0),
-                common.fmt(r["rss_start_mib"]),
-                common.fmt(r["rss_mid_mib"]),
-                common.fmt(r["rss_end_mib"]),
-                common.fmt(r["rss_peak_mib"]),
+                fmt(r["fill_s"], 1),
+                fmt(r["drain_s"], 1),
+                fmt(r["events_per_s"], 0),
+                fmt(r["rss_start_mib"]),
+                fmt(r["rss_mid_mib"]),
+                fmt(r["rss_end_mib"]),
+                fmt(r["rss_peak_mib"]),
                 mib_trend(r),
-                common.fmt(r["outbox_statuses"].get("delivered", 0)),
-                common.fmt(r["outbox_statuses"].get("dead", 0)),
+                fmt(r["outbox_statuses"].get("delivered", 0)),
+                fmt(r["outbox_statuses"].get("dead", 0)),
                 index_verdict(r["claim"]),
             ]
             for r in results
         ],
     )
-    out = common.console()
+    out = console()
     for r in results:
         plans = [(EXPLAIN[r["db"]].strip(), r["claim"]["plan"])]
         if r["claim"]["generic_plan"] is not None:
@@ -323,18 +328,18 @@ def index_verdict(claim: dict[str, Any]) -> str:
     return verdict
 
 
-async def bench(args: argparse.Namespace, procs: common.Processes) -> int:
-    results = [await run_backend(procs, kind, args) for kind in await common.backends(args.db)]
+async def bench(args: argparse.Namespace, procs: Processes) -> int:
+    results = [await run_backend(procs, kind, args) for kind in await backends(args.db)]
     print_results(results, args)
-    common.write_results(NAME, {"settings": vars(args), "results": results})
+    write_results(NAME, {"settings": vars(args), "results": results})
     slow = [r["db"] for r in results if "NO" in index_verdict(r["claim"])]
     if slow:
-        common.warn(f"relay: the claim does not use {INDEX} on {slow}")
+        warn(f"relay: the claim does not use {INDEX} on {slow}")
     lost = [r["db"] for r in results if r["not_delivered"]]
     if lost:
-        common.warn(f"relay: events not delivered on {lost}")
+        warn(f"relay: events not delivered on {lost}")
     return 1 if lost else 0
 
 
 if __name__ == "__main__":
-    common.run_main(NAME, __doc__ or NAME, add_arguments, bench)
+    run_main(NAME, __doc__ or NAME, add_arguments, bench)

@@ -18,9 +18,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import migrate
 from service.config import InngestSettings, RelaySettings, Settings
-from service.db import create_engine
+from service.store import migrations
+from service.store.engine import create_engine
 
 TOKEN = "test-internal-token-0123456789abcdef"
 SECRET = "test-session-secret-0123456789abcdefghijklmnop"
@@ -56,7 +56,7 @@ async def admin_execute(*statements: str) -> None:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
-    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    migrations.upgrade(f"sqlite+aiosqlite:///{path}")
     return path
 
 
@@ -69,7 +69,7 @@ def postgres_template() -> Iterator[str]:
         pytest.skip(reason)
     name = f"svc_template_{uuid.uuid4().hex[:8]}"
     asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
-    migrate.upgrade(postgres_url(name))
+    migrations.upgrade(postgres_url(name))
     yield name
     asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -137,7 +137,7 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def client(aiohttp_client, settings: Settings) -> TestClient:  # type: ignore[no-untyped-def]
-    from service.web import create_app
+    from service.http.app import create_app
 
     return await aiohttp_client(create_app(settings))
 

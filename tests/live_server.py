@@ -61,7 +61,7 @@ class LiveServer:
             self._ready.set()
 
     async def _serve(self) -> None:
-        from service.web import HTTP_LIMITS, create_app
+        from service.http.app import HTTP_LIMITS, create_app
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()

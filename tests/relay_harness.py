@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import outbox
 from service.config import InngestSettings, RelaySettings, Settings
-from service.db import now_ms
 from service.metrics import Metrics
-from service.models import outbox_events
-from service.relay import Relay, inngest_client
+from service.relay.loop import Relay, inngest_client
+from service.store import outbox
+from service.store.engine import now_ms
+from service.store.tables import outbox_events
 
 EVENT_KEY = "relay-test-key-5f3a9c"
 

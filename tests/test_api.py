@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.auth import issue_cookie
 from service.config import Settings
-from service.models import app_settings, outbox_events
+from service.http.auth import issue_cookie
+from service.store.tables import app_settings, outbox_events
 from tests.conftest import SECRET, TOKEN, bearer, make_settings
 
 USER = {"id": "u-42", "email": "ada@example.com", "name": "Ada"}
@@ -122,7 +122,7 @@ async def test_previous_secret_is_accepted_during_rotation(
     settings: Settings,
     engine: AsyncEngine,  # type: ignore[no-untyped-def]
 ) -> None:
-    from service.web import create_app
+    from service.http.app import create_app
 
     rotated = settings.replace(session_secret="n" * 40, session_previous_secrets=(SECRET,))
     client = await aiohttp_client(create_app(rotated))
@@ -240,7 +240,7 @@ async def test_oversized_headers_are_refused_before_any_handler(
     settings: Settings,
     engine: AsyncEngine,  # type: ignore[no-untyped-def]
 ) -> None:
-    from service.web import HTTP_LIMITS, create_app
+    from service.http.app import HTTP_LIMITS, create_app
 
     client = await aiohttp_client(create_app(settings), server_kwargs=HTTP_LIMITS)
     response = await client.post("/api", headers={**bearer(), "X-Padding": "p" * 9000})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from service.cli import main
+from service.cli.main import main
 from tests.conftest import SECRET, TOKEN
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -86,8 +86,8 @@ def test_db_current_and_commands_refuse_an_unmigrated_database(tmp_path: Path) -
 
 
 def test_session_issue_prints_a_cookie_the_service_accepts(database_url: str) -> None:
-    from service.auth import cipher
     from service.config import Settings
+    from service.http.auth import cipher
 
     result = cli(database_url, "session", "issue", "--user-id", "7", "--email", "a@b.c")
     assert result.exit_code == 0

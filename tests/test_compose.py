@@ -26,7 +26,7 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 
-from service.cli import main as cli
+from service.cli.main import main as cli
 from service.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

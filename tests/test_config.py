@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from service.cli import main
+from service.cli.main import main
 from service.config import (
     INNGEST_CLOUD_ORIGIN,
     INNGEST_DEV_ORIGIN,

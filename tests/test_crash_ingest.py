@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from service.db import create_engine
-from service.models import outbox_events
+from service.store.engine import create_engine
+from service.store.tables import outbox_events
 from tests.conftest import bearer, make_settings
 from tests.processes import free_port, kill, service_env, spawn, wait_http
 

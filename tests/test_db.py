@@ -1,13 +1,13 @@
-"""The connection helpers of ``service.db``."""
+"""The connection helpers of ``service.store.engine``."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import outbox
-from service.db import reading, single_statement
-from service.models import outbox_events
+from service.store import outbox
+from service.store.engine import reading, single_statement
+from service.store.tables import outbox_events
 
 
 async def count(engine: AsyncEngine) -> int:

@@ -1,6 +1,6 @@
 """Schemathesis against the running app on a real socket: no 5xx, every answer as specified.
 
-Every operation of ``service/openapi.yaml`` is fuzzed twice, each time against a fresh app on
+Every operation of ``service/http/openapi.yaml`` is fuzzed twice, each time against a fresh app on
 127.0.0.1 and a random port, over a migrated database:
 
 - with a valid internal token: data the spec calls valid must be accepted (2xx), data it calls
@@ -28,7 +28,7 @@ from service.config import Settings
 from tests.conftest import TOKEN
 from tests.live_server import LiveServer
 
-SPEC = Path(__file__).resolve().parents[1] / "service" / "openapi.yaml"
+SPEC = Path(__file__).resolve().parents[1] / "service" / "http" / "openapi.yaml"
 MAX_EXAMPLES = 50  # per operation and run; the whole module takes a few seconds
 SEED = 20251123
 

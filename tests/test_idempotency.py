@@ -12,9 +12,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.idempotency import purge_expired
-from service.models import idempotency_keys, outbox_events
-from service.web import create_app
+from service.http.app import create_app
+from service.store.idempotency import purge_expired
+from service.store.tables import idempotency_keys, outbox_events
 from tests.conftest import bearer
 from tests.test_api import assert_problem, cookie
 

@@ -7,11 +7,11 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import app_settings, outbox
-from service.batch_store import open_batch_store
 from service.config import Settings
-from service.models import outbox_events
-from service.outbox import new_ids
+from service.store import app_settings, outbox
+from service.store.batch_store import open_batch_store
+from service.store.outbox import new_ids
+from service.store.tables import outbox_events
 
 
 def test_new_ids_are_distinct_time_ordered_uuids() -> None:

@@ -13,13 +13,19 @@ import aiohttp
 import pytest
 
 from service.config import InngestSettings
-from service.inngest import InngestClient, SendResult, SendStatus, parse_retry_after, user_agent
-from service.retry import (
+from service.relay.backoff import (
     RETRY_AFTER_CEILING,
     backoff_ceiling,
     backoff_delay,
     gives_up,
     next_retry_delay,
+)
+from service.relay.inngest_client import (
+    InngestClient,
+    SendResult,
+    SendStatus,
+    parse_retry_after,
+    user_agent,
 )
 from tests.fake_inngest import Answer, FakeInngest, running_fake
 

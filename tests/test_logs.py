@@ -20,10 +20,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.auth import issue_cookie
 from service.config import Settings
+from service.http.app import create_app
+from service.http.auth import issue_cookie
 from service.logs import configure_logging
-from service.web import create_app
 from tests.conftest import SECRET, TOKEN, bearer, make_settings
 from tests.fake_inngest import Answer, running_fake
 from tests.processes import service_env, spawn, stop
@@ -233,7 +233,7 @@ async def test_an_oversized_credential_header_is_not_logged(
     monkeypatch: pytest.MonkeyPatch,
     restore_logging: None,
 ) -> None:
-    from service.web import HTTP_LIMITS
+    from service.http.app import HTTP_LIMITS
 
     out = capture(monkeypatch, io.StringIO(), log_format="json")
     client: TestClient = await aiohttp_client(create_app(settings), server_kwargs=HTTP_LIMITS)

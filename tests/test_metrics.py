@@ -20,11 +20,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import outbox, outbox_admin
 from service.config import Settings
-from service.db import now_ms
+from service.http.app import create_app
 from service.metrics import Metrics
-from service.web import create_app
+from service.store import outbox, outbox_admin
+from service.store.engine import now_ms
 from tests.conftest import admin_execute, bearer, make_settings
 from tests.fake_inngest import Answer, running_fake
 from tests.processes import free_port, service_env, spawn, stop, wait_http

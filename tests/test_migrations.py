@@ -1,17 +1,20 @@
-"""The migrations build exactly the tables of ``service.models`` on both databases."""
+"""The migrations build exactly the tables of ``service.store.tables`` on both databases."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import migrate
-from service.models import metadata
+from service.store import migrations
+from service.store.tables import metadata
 
 
 async def test_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:
@@ -27,6 +30,21 @@ def test_a_migrated_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:
     # Switching to WAL takes a lock that does not wait: the processes that open the file next
     # (a server and its relays, starting together) must find it switched already.
     path = tmp_path / "fresh.db"
-    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    migrations.upgrade(f"sqlite+aiosqlite:///{path}")
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_db_upgrade_works_from_any_folder(tmp_path: Path) -> None:
+    """alembic.ini is found beside the package, not only in the current folder."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'elsewhere.db'}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "db", "upgrade"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "elsewhere.db").is_file()

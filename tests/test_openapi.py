@@ -1,5 +1,5 @@
-"""service/openapi.yaml: a valid OpenAPI document, describing exactly the app's routes, that the
-app's real answers conform to.
+"""service/http/openapi.yaml: a valid OpenAPI document, describing exactly the app's routes, that
+the app's real answers conform to.
 
 test_fuzz.py lets schemathesis explore every operation; the answers it cannot reach with a
 healthy database and an internal token (403, 413, 503, replays, 404, 405) are produced here on
@@ -23,13 +23,13 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 from schemathesis import Case, Response
 
-from service.auth import issue_cookie
 from service.config import Settings
-from service.web import create_app
+from service.http.app import create_app
+from service.http.auth import issue_cookie
 from tests.conftest import TOKEN, make_settings
 from tests.live_server import LiveServer
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "service" / "openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "service" / "http" / "openapi.yaml"
 SPEC: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text())
 SCHEMA = schemathesis.openapi.from_path(SPEC_PATH)
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

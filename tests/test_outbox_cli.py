@@ -23,13 +23,13 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import outbox
-from service import outbox_admin as admin
-from service.cli import main
+from service.cli.main import main
 from service.config import Settings
-from service.db import now_ms
 from service.errors import InvalidInput
-from service.outbox import BatchOutcome, Burial, Retry
+from service.store import outbox
+from service.store import outbox_admin as admin
+from service.store.engine import now_ms
+from service.store.outbox import BatchOutcome, Burial, Retry
 from tests.conftest import SECRET, TOKEN
 from tests.fake_inngest import running_fake
 from tests.processes import ROOT
@@ -146,7 +146,7 @@ async def test_stats_counts_every_state(database_url: str, engine: AsyncEngine) 
 
 
 def admin_iso(ms: int) -> str:
-    from service.cli_outbox_views import iso
+    from service.cli.outbox_views import iso
 
     value = iso(ms)
     assert value is not None

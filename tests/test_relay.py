@@ -10,9 +10,9 @@ import random
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import outbox
 from service.config import Settings
-from service.db import now_ms
+from service.store import outbox
+from service.store.engine import now_ms
 from tests.fake_inngest import Answer, FakeInngest, running_fake
 from tests.relay_harness import (
     EVENT_KEY,

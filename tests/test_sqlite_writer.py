@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from service.db import create_engine
-from service.models import outbox_events
-from service.web import create_app
+from service.http.app import create_app
+from service.store.engine import create_engine
+from service.store.tables import outbox_events
 from tests.conftest import bearer, make_settings
 from tests.processes import free_port, kill, service_env, spawn, wait_http
 
-WRITER_MODULE = b"service.sqlite_store"
+WRITER_MODULE = b"service.store.sqlite_writer_process"
 
 
 @pytest.fixture

@@ -13,14 +13,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db import reading
 from service.errors import SchemaNotCurrent
+from service.store.engine import reading
 
 
 def _alembic_ini() -> Path:
     # The project root holds alembic.ini and migrations/ (an editable install or the image's
     # working folder); fall back to the current folder for other layouts.
-    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+    project_root = Path(__file__).resolve().parents[2]  # service/store/migrations.py
+    for root in (project_root, Path.cwd()):
         if (root / "alembic.ini").is_file():
             return root / "alembic.ini"
     raise FileNotFoundError("alembic.ini not found next to the service package or in .")

@@ -18,15 +18,14 @@ import asyncpg
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import migrate
 from service.config import Settings
-from service.db import asyncpg_dsn, create_engine
 from service.errors import ServiceError
 from service.heap import freeze_startup_heap
 from service.metrics import Metrics
-from service.outbox import NOTIFY_CHANNEL
-from service.relay import Relay, inngest_client
-from service.web import health
+from service.relay.loop import Relay, inngest_client
+from service.store import migrations
+from service.store.engine import asyncpg_dsn, create_engine
+from service.store.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ async def run_relay_process(settings: Settings) -> None:
     engine = create_engine(settings)
     metrics = Metrics()
     try:
-        await migrate.ensure_at_head(engine)
+        await migrations.ensure_at_head(engine)
         async with (
             inngest_client(settings) as client,
             _listening(settings, engine.dialect.name) as wake,
@@ -124,6 +123,9 @@ async def _metrics_server(
 
     async def metrics_page(_request: web.Request) -> web.Response:
         return await metrics.page(engine)
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
 
     app = web.Application()
     app.router.add_get("/metrics", metrics_page)

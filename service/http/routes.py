@@ -1,107 +1,23 @@
-"""The aiohttp application: routes, the error and session middlewares, and resource contexts."""
+"""The route handlers: ``POST /api``, the app settings, health, readiness, metrics, the spec."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import app_settings, outbox
-from service.auth import Caller, RotatingCookieStorage, Unauthenticated, authenticate, is_internal
-from service.batch_store import open_batch_store
-from service.config import Settings
-from service.db import (
-    create_engine,
-    now_ms,
-    reading,
-    sqlite_file_identity,
-    sqlite_path,
-    transaction,
-)
 from service.errors import InvalidInput, SchemaNotCurrent
-from service.idempotency import validate_key
-from service.ingest import SyncEventWriter, accepted_body
-from service.metrics import Metrics, http_metrics_middleware
-from service.migrate import ensure_at_head
-from service.problems import problem, problem_middleware
-
-SETTINGS = web.AppKey("settings", Settings)
-ENGINE = web.AppKey("engine", AsyncEngine)
-WRITER = web.AppKey("writer", SyncEventWriter)
-# Set whenever events were committed: the in-process relay waits on it.
-NEW_WORK = web.AppKey("new_work", asyncio.Event)
-METRICS = web.AppKey("metrics", Metrics)
-SESSIONS = web.AppKey("sessions", RotatingCookieStorage)
-
-
-# The request line and each header at most 8 KiB: beyond that aiohttp answers 400 before any
-# handler runs. Bodies are bounded by MAX_BODY_BYTES (413).
-HTTP_LIMITS = {"max_line_size": 8190, "max_field_size": 8190}
-
-
-def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
-    """Build the application; resources are opened by its cleanup contexts, not here."""
-    metrics = Metrics()
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[
-            http_metrics_middleware(metrics),
-            problem_middleware,
-        ],
-    )
-    app[SETTINGS] = settings
-    app[NEW_WORK] = asyncio.Event()
-    app[METRICS] = metrics
-    app.cleanup_ctx.append(_sessions)
-    app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_writer)
-    if relay:
-        from service.relay import relay_context
-
-        app.cleanup_ctx.append(relay_context)
-    app.router.add_post("/api", post_sync)
-    app.router.add_get("/api/settings", get_settings)
-    app.router.add_put("/api/settings", put_settings)
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/metrics", metrics_page)
-    app.router.add_get("/openapi.yaml", openapi_spec)
-    return app
-
-
-async def _sessions(app: web.Application) -> AsyncIterator[None]:
-    # At start-up, not in create_app: in development the secret is read from (or made in) var/.
-    app[SESSIONS] = RotatingCookieStorage(app[SETTINGS])
-    yield
-
-
-async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[SETTINGS])
-    app[ENGINE] = engine
-    yield
-    await engine.dispose()
-
-
-async def _writer(app: web.Application) -> AsyncIterator[None]:
-    new_work, accepted = app[NEW_WORK], app[METRICS].accepted
-
-    def committed(count: int) -> None:
-        accepted.inc(count)
-        new_work.set()
-
-    settings = app[SETTINGS]
-    store = open_batch_store(settings)
-    await store.open()
-    writer = SyncEventWriter(store, int(settings.idempotency_ttl * 1000), on_commit=committed)
-    writer.start()
-    app[WRITER] = writer
-    yield
-    await writer.close()
+from service.http.auth import Caller, Unauthenticated, authenticate, is_internal
+from service.http.group_commit import accepted_body
+from service.http.keys import ENGINE, METRICS, NEW_WORK, SESSIONS, SETTINGS, WRITER
+from service.http.problems import problem
+from service.store import app_settings, outbox
+from service.store.engine import now_ms, reading, sqlite_file_identity, sqlite_path, transaction
+from service.store.idempotency import validate_key
+from service.store.migrations import ensure_at_head
 
 
 async def _caller(request: web.Request) -> Caller:
@@ -207,5 +123,5 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 async def openapi_spec(_request: web.Request) -> web.Response:
     """The OpenAPI description of every route."""
-    spec = resources.files("service").joinpath("openapi.yaml").read_text()
+    spec = resources.files("service.http").joinpath("openapi.yaml").read_text()
     return web.Response(text=spec, content_type="application/yaml")

@@ -17,8 +17,8 @@ from rich.json import JSON
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from service.models import DEAD, DELIVERED, PENDING
-from service.outbox_admin import EventRow, OutboxStats, ReplayAction, ReplayResult
+from service.store.outbox_admin import EventRow, OutboxStats, ReplayAction, ReplayResult
+from service.store.tables import DEAD, DELIVERED, PENDING
 
 ERROR_WIDTH = 60
 

@@ -11,8 +11,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import InvalidInput
-from service.models import APP_SETTINGS_ROW, app_settings
-from service.outbox import dumps
+from service.store.outbox import dumps
+from service.store.tables import APP_SETTINGS_ROW, app_settings
 
 EMPTY_DOCUMENT = "{}"
 

@@ -1,6 +1,6 @@
 """The outbox's inspection and repair SQL: gauges, stats, list, show, replay, purge.
 
-Every query here is served by an index of ``models.py`` or is bounded (a LIMIT, a keyset page)
+Every query here is served by an index of ``tables.py`` or is bounded (a LIMIT, a keyset page)
 except the total count of ``stats``, which walks the smallest index once. Writes run in
 short transactions of at most a batch of rows, so an operator's repair never holds the lock
 that ``POST /api`` and the relays need for long.
@@ -19,10 +19,10 @@ from sqlalchemy import ColumnElement, Row, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.config import RelaySettings
-from service.db import now_ms, reading, transaction
 from service.errors import InvalidInput, NotFound
-from service.models import DEAD, DELIVERED, PENDING, outbox_events
-from service.outbox import NewEvent, add, dumps, new_ids, notify_relays, status_is
+from service.store.engine import now_ms, reading, transaction
+from service.store.outbox import NewEvent, add, dumps, new_ids, notify_relays, status_is
+from service.store.tables import DEAD, DELIVERED, PENDING, outbox_events
 
 t = outbox_events
 

@@ -16,11 +16,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from service.config import RelaySettings
-from service.db import now_ms
-from service.inngest import InngestClient, SendResult, SendStatus
 from service.metrics import Metrics
-from service.outbox import BatchOutcome, Burial, ClaimedRow, Retry
-from service.retry import gives_up, next_retry_delay
+from service.relay.backoff import gives_up, next_retry_delay
+from service.relay.inngest_client import InngestClient, SendResult, SendStatus
+from service.store.engine import now_ms
+from service.store.outbox import BatchOutcome, Burial, ClaimedRow, Retry
 
 log = logging.getLogger(__name__)
 

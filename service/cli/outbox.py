@@ -1,8 +1,8 @@
 """``service outbox``: inspect and repair the outbox (stats, list, show, replay, purge).
 
 The commands parse and check their options, call ``outbox_admin`` (which holds all the SQL) and
-hand the results to ``cli_outbox_views`` (tables for people, ``--json`` for scripts). The group
-registers itself on ``service.cli.main``, which imports this module at its end.
+hand the results to ``outbox_views`` (tables for people, ``--json`` for scripts).
+``service.cli.main`` adds the group to the ``service`` command.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import click
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import outbox_admin as admin
-from service.cli import load_settings, main, run, with_engine
-from service.cli_outbox_views import (
+from service.cli.common import load_settings, run, with_engine
+from service.cli.outbox_views import (
     emit,
     iso,
     print_event,
@@ -30,9 +29,10 @@ from service.cli_outbox_views import (
     stats_document,
 )
 from service.config import parse_duration
-from service.db import now_ms
-from service.models import DEAD, DELIVERED, STATUSES
-from service.outbox_admin import EventFilter, EventRow, ReplayAction, ReplayResult
+from service.store import outbox_admin as admin
+from service.store.engine import now_ms
+from service.store.outbox_admin import EventFilter, EventRow, ReplayAction, ReplayResult
+from service.store.tables import DEAD, DELIVERED, STATUSES
 
 RELATIVE = re.compile(r"\d+(\.\d+)?(ms|s|m|h|d)")
 
@@ -80,9 +80,6 @@ name_option = click.option("--name", help="Only events of this name.")
 @click.group()
 def outbox() -> None:
     """Inspect and repair the outbox: stats, list, show, replay, purge."""
-
-
-main.add_command(outbox)
 
 
 # -- stats ----------------------------------------------------------------------------------

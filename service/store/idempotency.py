@@ -17,9 +17,9 @@ import asyncpg
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db import now_ms, transaction
 from service.errors import InvalidInput
-from service.models import idempotency_keys
+from service.store.engine import now_ms, transaction
+from service.store.tables import idempotency_keys
 
 MAX_KEY_LENGTH = 255
 PURGE_BATCH = 1000

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from service import outbox
-from service.batch_store import BatchStore
 from service.errors import DatabaseUnavailable
-from service.idempotency import Claim
+from service.store import outbox
+from service.store.batch_store import BatchStore
+from service.store.idempotency import Claim
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``Relay.run`` keeps ``RELAY_CONCURRENCY`` batches in flight (the loop waits on round trips, not
 on the CPU) until its stop event is set; each worker then finishes and records the batch it
 holds. The in-process relay of ``service serve`` is ``relay_context``; ``service relay`` runs
-the same loop in a process of its own (``service.worker``).
+the same loop in a process of its own (``service.relay.worker``).
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import idempotency, outbox, outbox_admin
 from service.config import ConfigError, Settings
-from service.db import now_ms
-from service.delivery import Deliverer
 from service.errors import DatabaseUnavailable
-from service.inngest import InngestClient, SendResult, user_agent
 from service.metrics import Metrics
-from service.retry import backoff_ceiling
+from service.relay.backoff import backoff_ceiling
+from service.relay.inngest_client import InngestClient, SendResult, user_agent
+from service.relay.rules import Deliverer
+from service.store import idempotency, outbox, outbox_admin
+from service.store.engine import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -286,21 +285,3 @@ async def inngest_client(settings: Settings) -> AsyncIterator[InngestClient]:
         connector=connector, headers={"user-agent": user_agent()}
     ) as session:
         yield InngestClient(settings.inngest, session)
-
-
-async def relay_context(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx of ``service serve``: the in-process relay, woken by each commit."""
-    from service.web import ENGINE, METRICS, NEW_WORK, SETTINGS
-
-    settings = app[SETTINGS]
-    stop = asyncio.Event()
-    async with inngest_client(settings) as client:
-        relay = Relay(settings, app[ENGINE], client, app[METRICS], wake=app[NEW_WORK])
-        task = asyncio.create_task(relay.run(stop), name="relay")
-        yield
-        stop.set()
-        try:
-            # A batch in flight may make several requests; its lease bounds how long it may take.
-            await asyncio.wait_for(task, timeout=settings.relay.lease_seconds)
-        except TimeoutError:
-            log.error("relay did not stop in time", extra={"action": "relay.stop_timeout"})

@@ -1,4 +1,5 @@
-"""The command line: serve, relay, db, settings, session (and outbox, in ``cli_outbox``)."""
+"""The ``service`` command: serve, relay, db, settings, session, and the ``outbox`` group
+(``service.cli.outbox``)."""
 
 from __future__ import annotations
 
@@ -7,55 +8,20 @@ import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 
-from service import app_settings, migrate, outbox
-from service.auth import issue_cookie
+from service.cli.common import fail, load_settings, run, with_engine
+from service.cli.outbox import outbox as outbox_group
 from service.config import ConfigError, Settings, require_session_secret
-from service.db import create_engine, describe_db_error, now_ms, reading, transaction
-from service.errors import ServiceError
 from service.heap import freeze_startup_heap
-from service.logs import configure_logging
-from service.relay import require_event_key
-
-T = TypeVar("T")
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """One readable line on stderr, then exit (1: failure, 2: usage or configuration)."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def load_settings() -> Settings:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        fail(str(exc), code=2)
-    configure_logging(settings)
-    return settings
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; domain and database errors become one line and exit 1."""
-    try:
-        return asyncio.run(coroutine)
-    except ServiceError as exc:
-        fail(str(exc))
-
-
-async def with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Open an engine, check the schema is at head, run ``work(engine)``, dispose."""
-    engine = create_engine(settings)
-    try:
-        await migrate.ensure_at_head(engine)
-        return await work(engine)
-    finally:
-        await engine.dispose()
+from service.http.auth import issue_cookie
+from service.relay.loop import require_event_key
+from service.store import app_settings, migrations, outbox
+from service.store.engine import create_engine, describe_db_error, now_ms, reading, transaction
 
 
 async def _freeze_startup_heap(_app: object) -> None:
@@ -79,7 +45,7 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
     """Run the HTTP API (and, unless --no-relay, the relay) until SIGTERM or SIGINT."""
     from aiohttp import web
 
-    from service.web import HTTP_LIMITS, create_app
+    from service.http.app import HTTP_LIMITS, create_app
 
     settings = load_settings()
     settings = settings.replace(host=host or settings.host, port=port or settings.port)
@@ -108,7 +74,7 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
 @click.option("--metrics-port", type=int, help="Port of /metrics and /health (0: off).")
 def relay(metrics_port: int | None) -> None:
     """Deliver the outbox to Inngest until SIGTERM or SIGINT (several may run at once)."""
-    from service.worker import run_relay_process
+    from service.relay.worker import run_relay_process
 
     settings = load_settings()
     if metrics_port is not None:
@@ -139,7 +105,7 @@ def db_upgrade(revision: str) -> None:
     """Migrate the database (creates the SQLite file if needed)."""
     settings = load_settings()
     try:
-        migrate.upgrade(settings.database_url, revision)
+        migrations.upgrade(settings.database_url, revision)
     except Exception as exc:  # alembic and the drivers raise many kinds; the line says which
         fail(f"migration failed: {describe_db_error(exc)}")
     click.echo(f"database at {revision}")
@@ -153,12 +119,12 @@ def db_current() -> None:
     async def current() -> str | None:
         engine = create_engine(settings)
         try:
-            return await migrate.current_revision(engine)
+            return await migrations.current_revision(engine)
         finally:
             await engine.dispose()
 
     revision = run(current())
-    head = migrate.head_revision()
+    head = migrations.head_revision()
     state = "at head" if revision == head else "behind head: run `service db upgrade`"
     click.echo(f"current: {revision or 'none'} (head: {head}, {state})")
 
@@ -270,5 +236,5 @@ def session_issue(user_id: str, email: str | None, name: str | None) -> None:
     click.echo(issue_cookie(settings, user))
 
 
-# Last, because it imports the helpers above: the `outbox` group adds itself to `main`.
-import service.cli_outbox  # noqa: E402, F401
+# `service outbox ...`, in a module of its own.
+main.add_command(outbox_group)

@@ -26,9 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.db import now_ms, reading, single_statement, transaction
 from service.errors import InvalidInput
-from service.models import DEAD, DELIVERED, PENDING, STATUSES, outbox_events
+from service.store.engine import now_ms, reading, single_statement, transaction
+from service.store.tables import DEAD, DELIVERED, PENDING, STATUSES, outbox_events
 
 EVENT_NAME = "openapi/app.sync"
 EVENT_VERSION = "1"

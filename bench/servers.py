@@ -1,0 +1,206 @@
+"""The servers of a bench and how it talks to them over HTTP: the service (``service serve``,
+``service relay``) with the bench's credentials, ``bench.receiver`` standing in for Inngest,
+the helpers started as ``python -m bench.NAME``, and ``serve_app``, how those helpers serve.
+
+Everything listens on and talks to 127.0.0.1 only (``HOST``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.processes import HOST, BenchError, Processes, clean_env, free_port, log_tail, wait_until
+
+TOKEN = "bench-internal-token-0123456789abcdef"
+SECRET = "bench-session-secret-0123456789abcdefghijklmnop"
+EVENT_KEY = "bench-event-key"
+
+
+def service_env(
+    database_url: str, inngest_origin: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a ``service`` process: database, token, WARNING logs, Inngest."""
+    env = clean_env(
+        DATABASE_URL=database_url,
+        SESSION_SECRET=SECRET,
+        INTERNAL_API_TOKENS=TOKEN,
+        HOST=HOST,
+    )
+    if inngest_origin is not None:
+        env.update(INNGEST_EVENT_API_BASE_URL=inngest_origin, INNGEST_EVENT_KEY=EVENT_KEY)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    """A running HTTP process of a bench and its base URL."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+async def start_http(
+    procs: Processes,
+    name: str,
+    module: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    port: int | None = None,
+) -> Server:
+    """Start ``python -m MODULE ARGS --port P`` and wait for its ``/health``."""
+    port = port or free_port()
+    process = procs.python(name, module, [*args, "--port", str(port)], env)
+    server = Server(process, port, procs.log_of(process))
+    try:
+        await wait_http(f"{server.url}/health", process)
+    except BenchError as exc:
+        raise BenchError(f"{name}: {exc}\n{log_tail(server.log)}") from None
+    return server
+
+
+async def start_service(
+    procs: Processes,
+    name: str,
+    database_url: str,
+    *,
+    relay: bool,
+    inngest_origin: str | None = None,
+    **extra: str,
+) -> Server:
+    """``service serve`` (with its in-process relay unless ``relay`` is false)."""
+    args = ["serve"] if relay else ["serve", "--no-relay"]
+    env = service_env(database_url, inngest_origin, **extra)
+    return await start_http(procs, name, "service", args, env)
+
+
+def start_relay(
+    procs: Processes, name: str, database_url: str, inngest_origin: str, **extra: str
+) -> subprocess.Popen[bytes]:
+    """``service relay`` without its metrics server (RELAY_METRICS_PORT=0)."""
+    env = service_env(database_url, inngest_origin, RELAY_METRICS_PORT="0", **extra)
+    return procs.python(name, "service", ["relay"], env)
+
+
+@dataclass
+class Receiver(Server):
+    """A running ``bench.receiver``: answers Inngest's 200 with ids, counts and timestamps."""
+
+    async def stats(self) -> dict[str, int]:
+        result: dict[str, int] = await get_json(f"{self.url}/stats")
+        return result
+
+    async def arrivals(self) -> dict[str, tuple[int, float]]:
+        """First arrival of each event id: ``id -> (event ts ms, arrival ms)``."""
+        records = (await get_json(f"{self.url}/records", timeout=60))["records"]
+        first: dict[str, tuple[int, float]] = {}
+        for event_id, ts, arrival in records:
+            first.setdefault(event_id, (int(ts), float(arrival)))
+        return first
+
+
+async def start_receiver(
+    procs: Processes,
+    name: str,
+    *,
+    port: int | None = None,
+    delay_ms: float = 0.0,
+    record: bool = False,
+) -> Receiver:
+    """Start a receiver; ``record`` keeps (id, ts, arrival) of every event for ``arrivals``."""
+    args = ["--delay-ms", str(delay_ms), "--key", EVENT_KEY] + (["--record"] if record else [])
+    server = await start_http(procs, name, "bench.receiver", args, clean_env(), port)
+    return Receiver(server.process, server.port, server.log)
+
+
+async def get_json(url: str, timeout: float = 10.0) -> Any:
+    """GET ``url`` and decode its JSON body."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+        session.get(url) as response,
+    ):
+        response.raise_for_status()
+        return await response.json(content_type=None)
+
+
+async def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers 200; BenchError if the process exits first."""
+
+    async def answers() -> bool:
+        if process.poll() is not None:
+            raise BenchError(f"{url}: the process exited with {process.returncode}")
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
+                session.get(url) as response,
+            ):
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    await wait_until(answers, timeout, f"{url} answering", interval=0.1)
+
+
+async def post_api(url: str, count: int, body: bytes) -> list[str]:
+    """``count`` sequential POSTs with the bench token, which must all answer 200; return the
+    ids answered (a warm-up, and a check that the target is up and takes the token)."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    ids = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        for _ in range(count):
+            async with session.post(url, data=body, headers=headers) as response:
+                text = await response.text()
+                if response.status != 200:
+                    raise BenchError(f"POST {url}: {response.status} {text}")
+                ids.append(str(json.loads(text).get("id", "")))
+    return ids
+
+
+async def wait_arrivals(
+    receiver: Receiver, ids: Iterable[str], timeout: float
+) -> tuple[dict[str, tuple[int, float]], float]:
+    """Wait until the receiver has seen every one of ``ids`` or ``timeout`` passed; return
+    its arrivals and the seconds waited (the caller counts what is missing)."""
+    wanted = set(ids)
+    start = time.monotonic()
+    arrivals: dict[str, tuple[int, float]] = {}
+    while True:
+        if (await receiver.stats())["events"] >= len(wanted):
+            arrivals = await receiver.arrivals()
+            if wanted <= arrivals.keys():
+                break
+        if time.monotonic() - start > timeout:
+            arrivals = await receiver.arrivals()
+            break
+        await asyncio.sleep(0.1)
+    return arrivals, time.monotonic() - start
+
+
+def serve_app(app: Any, port: int) -> None:
+    """Run a helper's aiohttp app the way ``service serve`` runs its own: on 127.0.0.1, no
+    access log, no banner, a graceful stop on SIGTERM."""
+    from aiohttp import web
+
+    web.run_app(
+        app,
+        host=HOST,
+        port=port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=10,
+        handle_signals=True,
+    )

@@ -1,0 +1,102 @@
+"""The aiohttp application: ``create_app`` wires the middlewares, the routes and one cleanup
+context per resource (sessions, engine, group commit, the in-process relay); it does no I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service.config import Settings
+from service.http import routes
+from service.http.auth import RotatingCookieStorage
+from service.http.group_commit import SyncEventWriter
+from service.http.keys import ENGINE, METRICS, NEW_WORK, SESSIONS, SETTINGS, WRITER
+from service.http.problems import problem_middleware
+from service.metrics import Metrics, http_metrics_middleware
+from service.relay.loop import Relay, inngest_client
+from service.store.batch_store import open_batch_store
+from service.store.engine import create_engine
+
+log = logging.getLogger(__name__)
+
+
+# The request line and each header at most 8 KiB: beyond that aiohttp answers 400 before any
+# handler runs. Bodies are bounded by MAX_BODY_BYTES (413).
+HTTP_LIMITS = {"max_line_size": 8190, "max_field_size": 8190}
+
+
+def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
+    """Build the application; resources are opened by its cleanup contexts, not here."""
+    metrics = Metrics()
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            http_metrics_middleware(metrics),
+            problem_middleware,
+        ],
+    )
+    app[SETTINGS] = settings
+    app[NEW_WORK] = asyncio.Event()
+    app[METRICS] = metrics
+    app.cleanup_ctx.append(_sessions)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_writer)
+    if relay:
+        app.cleanup_ctx.append(_relay)
+    app.router.add_post("/api", routes.post_sync)
+    app.router.add_get("/api/settings", routes.get_settings)
+    app.router.add_put("/api/settings", routes.put_settings)
+    app.router.add_get("/health", routes.health)
+    app.router.add_get("/ready", routes.ready)
+    app.router.add_get("/metrics", routes.metrics_page)
+    app.router.add_get("/openapi.yaml", routes.openapi_spec)
+    return app
+
+
+async def _sessions(app: web.Application) -> AsyncIterator[None]:
+    # At start-up, not in create_app: in development the secret is read from (or made in) var/.
+    app[SESSIONS] = RotatingCookieStorage(app[SETTINGS])
+    yield
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[SETTINGS])
+    app[ENGINE] = engine
+    yield
+    await engine.dispose()
+
+
+async def _writer(app: web.Application) -> AsyncIterator[None]:
+    new_work, accepted = app[NEW_WORK], app[METRICS].accepted
+
+    def committed(count: int) -> None:
+        accepted.inc(count)
+        new_work.set()
+
+    settings = app[SETTINGS]
+    store = open_batch_store(settings)
+    await store.open()
+    writer = SyncEventWriter(store, int(settings.idempotency_ttl * 1000), on_commit=committed)
+    writer.start()
+    app[WRITER] = writer
+    yield
+    await writer.close()
+
+
+async def _relay(app: web.Application) -> AsyncIterator[None]:
+    """The in-process relay of ``service serve``, woken by each commit of this process."""
+    settings = app[SETTINGS]
+    stop = asyncio.Event()
+    async with inngest_client(settings) as client:
+        relay = Relay(settings, app[ENGINE], client, app[METRICS], wake=app[NEW_WORK])
+        task = asyncio.create_task(relay.run(stop), name="relay")
+        yield
+        stop.set()
+        try:
+            # A batch in flight may make several requests; its lease bounds how long it may take.
+            await asyncio.wait_for(task, timeout=settings.relay.lease_seconds)
+        except TimeoutError:
+            log.error("relay did not stop in time", extra={"action": "relay.stop_timeout"})

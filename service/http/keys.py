@@ -1,0 +1,21 @@
+"""The application's typed keys, shared by the routes, the resource contexts and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings
+from service.http.auth import RotatingCookieStorage
+from service.http.group_commit import SyncEventWriter
+from service.metrics import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+WRITER = web.AppKey("writer", SyncEventWriter)
+# Set whenever events were committed: the in-process relay waits on it.
+NEW_WORK = web.AppKey("new_work", asyncio.Event)
+METRICS = web.AppKey("metrics", Metrics)
+SESSIONS = web.AppKey("sessions", RotatingCookieStorage)

@@ -1,0 +1,29 @@
+"""What the group commit's statements share on both databases: the columns, the settings
+document read in the same statement, and which events a batch still has to insert."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from service.store.app_settings import EMPTY_DOCUMENT
+from service.store.idempotency import Claim
+from service.store.outbox import EventShell
+from service.store.tables import APP_SETTINGS_ROW
+
+# The claims whose idempotency key an earlier request holds, with that request's answer.
+Held = dict[Claim, str]
+
+COLUMNS = "id, name, payload, status, attempts, created_at, next_attempt_at"
+# One row, read once per statement: the settings as this transaction sees them.
+SETTINGS_DOCUMENT = (
+    f"(SELECT coalesce((SELECT document FROM app_settings WHERE id = {APP_SETTINGS_ROW}),"
+    f" '{EMPTY_DOCUMENT}') AS data) AS document"
+)
+
+
+def unclaimed(events: Sequence[EventShell], held: Held) -> Sequence[EventShell]:
+    """The events to insert: all but those whose idempotency key an earlier request holds."""
+    if not held:
+        return events
+    answered = {claim.event_id for claim in held}
+    return [e for e in events if e.id not in answered]

@@ -51,7 +51,12 @@ def test_settings_show_set_and_load(database_url: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("[1]", "must hold a JSON object"), ("{oops", "is not valid JSON")],
+    [
+        ("[1]", "must hold a JSON object"),
+        ("{oops", "is not valid JSON"),
+        ('{"a":' * 5000, "is nested deeper than 64 levels"),
+        ('{"a": NaN}', "holds NaN"),
+    ],
 )
 def test_settings_load_refuses_bad_files(
     database_url: str, tmp_path: Path, content: str, message: str

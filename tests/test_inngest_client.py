@@ -169,7 +169,16 @@ async def test_400_event_count_error_is_too_large(
 
 
 @pytest.mark.parametrize(
-    "body", [b"Bad Request", b"", b'{"error":"no ids here"}', b'{"ids":"nope"}', b"\xff\xfe"]
+    "body",
+    [
+        b"Bad Request",
+        b"",
+        b'{"error":"no ids here"}',
+        b'{"ids":"nope"}',
+        b"\xff\xfe",
+        b'{"ids": ' + b"[" * 50_000,  # garbage nested past any parser's recursion
+        b'{"ids": [' + b"9" * 10_000 + b"]}",
+    ],
 )
 async def test_400_not_in_inngest_shape_is_transient(
     inngest: InngestClient, fake: FakeInngest, body: bytes

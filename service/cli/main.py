@@ -19,6 +19,7 @@ from service.cli.outbox import outbox as outbox_group
 from service.config import ConfigError, Settings, require_session_secret
 from service.heap import freeze_startup_heap
 from service.http.auth import issue_cookie
+from service.json_reader import MalformedJson, parse_json
 from service.relay.loop import require_event_key
 from service.store import app_settings, migrations, outbox
 from service.store.engine import create_engine, describe_db_error, now_ms, reading, transaction
@@ -149,8 +150,8 @@ def settings_show() -> None:
 def _parse_value(raw: str) -> object:
     """A JSON value when VALUE parses as one (42, true, {"a": 1}), else the plain string."""
     try:
-        return json.loads(raw)
-    except ValueError:
+        return parse_json(raw.encode("utf-8", "surrogateescape"), "VALUE")
+    except MalformedJson:
         return raw
 
 
@@ -196,12 +197,12 @@ def settings_load(file: Path, sync: bool) -> None:
     """Replace the whole document with the JSON object in FILE (- for stdin)."""
     settings = load_settings()
     try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text()
-        document = json.loads(text)
+        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+        document = parse_json(raw, str(file))
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}")
-    except ValueError as exc:
-        fail(f"{file} is not valid JSON: {exc}")
+    except MalformedJson as exc:
+        fail(str(exc))
     if not isinstance(document, dict):
         fail(f"{file} must hold a JSON object")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from importlib import resources
 from typing import Any
 
@@ -14,6 +13,7 @@ from service.http.auth import Caller, Unauthenticated, authenticate, is_internal
 from service.http.group_commit import accepted_body
 from service.http.keys import ENGINE, METRICS, NEW_WORK, SESSIONS, SETTINGS, WRITER
 from service.http.problems import problem
+from service.json_reader import MalformedJson, parse_json
 from service.store import app_settings, outbox
 from service.store.engine import now_ms, reading, sqlite_file_identity, sqlite_path, transaction
 from service.store.idempotency import validate_key
@@ -41,9 +41,9 @@ async def _json_body(request: web.Request, *, required: bool) -> dict[str, Any] 
             raise problem(400, "Bad Request", "The body must be a JSON object.")
         return None
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise problem(400, "Bad Request", "The body is not valid JSON.") from exc
+        body = parse_json(raw)
+    except MalformedJson as exc:
+        raise problem(400, "Bad Request", str(exc)) from exc
     if not isinstance(body, dict):
         raise problem(400, "Bad Request", "The body must be a JSON object.")
     return body

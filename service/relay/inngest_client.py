@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 import aiohttp
 
 from service.config import InngestSettings
+from service.json_reader import MalformedJson, parse_json
 
 MAX_ERROR_CHARS = 500
 """Server error texts are cut to this length: they end up in ``last_error`` and in logs."""
@@ -196,8 +196,8 @@ class InngestClient:
         # The open-source server sends its 400 without application/json, so the content type
         # says nothing: try the body as JSON regardless.
         try:
-            document = json.loads(raw)
-        except ValueError:  # UnicodeDecodeError is a ValueError too
+            document = parse_json(raw)
+        except MalformedJson:
             document = None
         ids = document.get("ids") if isinstance(document, dict) else None
         if not isinstance(ids, list):
@@ -220,8 +220,8 @@ class InngestClient:
         """The server's error text: the ``error`` field of a JSON body, else the body itself."""
         text = raw.decode("utf-8", "replace").strip()
         try:
-            document = json.loads(text)
-        except ValueError:
+            document = parse_json(raw)
+        except MalformedJson:
             document = None
         if isinstance(document, dict):
             message = document.get("error")

@@ -142,5 +142,14 @@ async def client(aiohttp_client, settings: Settings) -> TestClient:  # type: ign
     return await aiohttp_client(create_app(settings))
 
 
+@pytest.fixture
+def live_url(settings: Settings) -> Iterator[str]:
+    """The app of ``create_app(settings)`` on a real socket, for blocking HTTP clients."""
+    from tests.live_server import LiveServer
+
+    with LiveServer(settings) as server:
+        yield server.url
+
+
 def bearer(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}

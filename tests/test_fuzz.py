@@ -15,7 +15,6 @@ The run is seeded and derandomized, so a failure reproduces, and small enough fo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
-from service.config import Settings
 from tests.conftest import TOKEN
-from tests.live_server import LiveServer
 
 SPEC = Path(__file__).resolve().parents[1] / "service" / "http" / "openapi.yaml"
 MAX_EXAMPLES = 50  # per operation and run; the whole module takes a few seconds
@@ -83,13 +80,6 @@ def _config(*, authenticated: bool) -> schemathesis.Config:
 def backend() -> str:
     """Overrides conftest's parametrized backend: the fuzzing runs on one (see BACKEND)."""
     return BACKEND
-
-
-@pytest.fixture
-def live_url(settings: Settings) -> Iterator[str]:
-    """The app of ``create_app(settings)`` over a fresh migrated database, on a real socket."""
-    with LiveServer(settings) as server:
-        yield server.url
 
 
 # Loaded from the file at collection so that every operation is a test item of its own

@@ -8,7 +8,6 @@ purpose and checked against the spec with the same schemathesis checks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +47,6 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 def backend() -> str:
     """SQLite only: these tests are about HTTP answers; test_api.py covers both backends."""
     return "sqlite"
-
-
-@pytest.fixture
-def live_url(settings: Settings) -> Iterator[str]:
-    with LiveServer(settings) as server:
-        yield server.url
 
 
 def call(base_url: str, path: str, method: str, *, expect: int, **request: Any) -> Response:

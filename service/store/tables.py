@@ -55,6 +55,8 @@ outbox_events = Table(
     Column("locked_by", String(128)),
     Column("locked_until", BigInteger),
     Column("last_error", Text),
+    # When the row's first failed attempt was made: the relay's time budget counts from here.
+    Column("first_failed_at", BigInteger),
     Column("completed_at", BigInteger),
     Column("replay_of", String(36)),
     CheckConstraint(f"status IN {STATUSES!r}".replace('"', "'"), name="status"),

@@ -21,6 +21,8 @@ from sqlalchemy.exc import ArgumentError
 INNGEST_CLOUD_ORIGIN = "https://inn.gs"
 INNGEST_DEV_ORIGIN = "http://127.0.0.1:8288"
 DEFAULT_SQLITE_PATH = Path("var") / "service.db"
+# What a limit that may be switched off takes to say "no limit".
+NO_LIMIT = ("never", "none", "off")
 DEV_SECRET_FILE = Path("var") / "dev-session-secret"
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_DISTINCT = 10  # a hex string of 32 random characters has about 15
@@ -122,11 +124,17 @@ class _Reader:
 
     def optional_duration(self, name: str, default: float | None) -> float | None:
         raw = self.env.get(name, "").strip().lower()
-        if raw in ("never", "none", "off"):
+        if raw in NO_LIMIT:
             return None
         if not raw:
             return default
         return self.duration(name, 0.0)
+
+    def optional_integer(self, name: str, low: int, high: int) -> int | None:
+        """An integer, or None (no limit) when unset or ``never``."""
+        if self.env.get(name, "").strip().lower() in ("", *NO_LIMIT):
+            return None
+        return self.integer(name, low, low, high)
 
     def choice(self, name: str, default: str, choices: tuple[str, ...], upper: bool) -> str:
         def parse(raw: str) -> str:
@@ -168,9 +176,14 @@ class RelaySettings:
 
     batch_size: int = 500
     batch_max_bytes: int = 2 * 1024 * 1024
-    max_attempts: int = 12
+    # A row is dead when Inngest refused it, or once it has failed for longer than this since
+    # its first failed attempt (None: never); attempts alone bury nothing unless capped.
+    give_up_after: float | None = 3 * 86400.0
+    max_attempts: int | None = None
     backoff_base: float = 1.0
     backoff_max: float = 600.0
+    # While every request fails, one probe at a time, at most this far apart.
+    probe_max: float = 5.0
     lease_seconds: float = 60.0
     poll_interval: float = 1.0
     concurrency: int = 2
@@ -350,9 +363,11 @@ def _relay(read: _Reader) -> RelaySettings:
         batch_max_bytes=read.integer(
             "RELAY_BATCH_MAX_BYTES", 2 * 1024 * 1024, 1024, 64 * 1024 * 1024
         ),
-        max_attempts=read.integer("RELAY_MAX_ATTEMPTS", 12, 1, 1000),
+        give_up_after=read.optional_duration("RELAY_GIVE_UP_AFTER", 3 * 86400.0),
+        max_attempts=read.optional_integer("RELAY_MAX_ATTEMPTS", 1, 1_000_000),
         backoff_base=backoff_base,
         backoff_max=backoff_max,
+        probe_max=read.duration("RELAY_PROBE_MAX", 5.0, low=0.1),
         lease_seconds=lease,
         poll_interval=read.duration("RELAY_POLL_INTERVAL", 1.0, low=0.01),
         concurrency=read.integer("RELAY_CONCURRENCY", 2, 1, 32),

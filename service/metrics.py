@@ -54,6 +54,11 @@ class Metrics:
             buckets=DELAY_BUCKETS,
             registry=r,
         )
+        self.outage = Gauge(
+            "relay_outage",
+            "1 while the relay sees an outage of Inngest's Event API and only probes, else 0.",
+            registry=r,
+        )
         self.http_requests = HttpRequestCounter()
         r.register(self.http_requests)
         self.pending = Gauge("outbox_pending_rows", "Rows waiting for delivery.", registry=r)

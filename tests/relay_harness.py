@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import InngestSettings, RelaySettings, Settings
 from service.metrics import Metrics
+from service.relay.clock import Clock
 from service.relay.loop import Relay, inngest_client
 from service.store import outbox
 from service.store.engine import now_ms
@@ -82,12 +83,15 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 
 
 @asynccontextmanager
 async def running_relay(
-    settings: Settings, engine: AsyncEngine, metrics: Metrics | None = None
+    settings: Settings,
+    engine: AsyncEngine,
+    metrics: Metrics | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Relay]:
-    """A relay running in this event loop; stopped (gracefully) on exit."""
+    """A relay running in this event loop (on ``clock``, if given); stopped on exit."""
     stop = asyncio.Event()
     async with inngest_client(settings) as client:
-        relay = Relay(settings, engine, client, metrics or Metrics())
+        relay = Relay(settings, engine, client, metrics or Metrics(), clock=clock)
         task = asyncio.create_task(relay.run(stop))
         try:
             yield relay

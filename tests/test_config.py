@@ -70,6 +70,9 @@ def test_event_key_is_redacted_from_the_endpoint() -> None:
         ("RELAY_BATCH_SIZE", "6000"),
         ("RELAY_POLL_INTERVAL", "soon"),
         ("RELAY_LEASE", "5s"),
+        ("RELAY_GIVE_UP_AFTER", "soon"),
+        ("RELAY_MAX_ATTEMPTS", "0"),
+        ("RELAY_PROBE_MAX", "10ms"),
         ("SERVICE_ENV", "staging"),
         ("INNGEST_BASE_URL", "ftp://x"),
     ],
@@ -108,3 +111,15 @@ def test_durations_accept_units() -> None:
     assert settings.relay.poll_interval == 0.25
     assert settings.relay.delivered_retention == 2 * 86400
     assert settings.relay.dead_retention is None
+
+
+def test_only_refusals_and_the_time_budget_bury_by_default() -> None:
+    relay = Settings.from_env({}).relay
+    assert relay.give_up_after == 3 * 86400
+    assert relay.max_attempts is None  # no attempt limit can fire inside the time budget
+    assert relay.probe_max == 5.0
+    tuned = Settings.from_env(
+        {"RELAY_GIVE_UP_AFTER": "never", "RELAY_MAX_ATTEMPTS": "40", "RELAY_PROBE_MAX": "30s"}
+    ).relay
+    assert (tuned.give_up_after, tuned.max_attempts, tuned.probe_max) == (None, 40, 30.0)
+    assert Settings.from_env({"RELAY_MAX_ATTEMPTS": "never"}).relay.max_attempts is None

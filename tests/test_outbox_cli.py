@@ -122,6 +122,9 @@ async def test_stats_counts_every_state(database_url: str, engine: AsyncEngine) 
     oldest = stats["pending"]["oldest_created_at"]
     assert oldest == admin_iso(rows.oldest_pending_at)
     assert 6 * 60 - 1 < stats["pending"]["oldest_age_seconds"] < 6 * 60 + 30
+    # The row waiting to retry failed once, when it was settled: that is its failing time.
+    assert stats["pending"]["oldest_failing_since"] is not None
+    assert 0 <= stats["pending"]["oldest_failing_seconds"] < 30
     attempts = {b["bucket"]: (b["pending"], b["dead"]) for b in stats["attempts"]}
     assert attempts == {
         "0": (3, 0),
@@ -140,6 +143,7 @@ async def test_stats_counts_every_state(database_url: str, engine: AsyncEngine) 
     text = await cli(database_url, "stats")
     assert text.exit_code == 0, text.output
     assert "oldest pending row: 6m" in text.stdout
+    assert "longest-failing pending row: failing for" in text.stdout
     for line in ("pending", "due now", "being sent", "waiting to retry", "delivered", "dead"):
         assert line in text.stdout
     assert "HTTP 503: unavailable" in text.stdout

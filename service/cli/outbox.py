@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.cli.common import load_settings, run, with_engine
 from service.cli.outbox_views import (
     emit,
-    iso,
     print_event,
     print_rows,
     print_stats,
@@ -33,6 +32,7 @@ from service.store import outbox_admin as admin
 from service.store.engine import now_ms
 from service.store.outbox_admin import EventFilter, EventRow, ReplayAction, ReplayResult
 from service.store.tables import DEAD, DELIVERED, STATUSES
+from service.timefmt import iso
 
 RELATIVE = re.compile(r"\d+(\.\d+)?(ms|s|m|h|d)")
 

@@ -19,36 +19,14 @@ from rich.table import Table
 
 from service.store.outbox_admin import EventRow, OutboxStats, ReplayAction, ReplayResult
 from service.store.tables import DEAD, DELIVERED, PENDING
+from service.timefmt import human_age, iso
 
 ERROR_WIDTH = 60
-
-
-def iso(ms: int | None) -> str | None:
-    """Epoch milliseconds as ISO 8601 UTC (``2026-11-23T10:00:00.123Z``)."""
-    if ms is None:
-        return None
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def short_time(ms: int | None) -> str:
     """Epoch milliseconds as ``2026-11-23 10:00:00`` (UTC), for tables."""
     return "" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%F %T")
-
-
-def human_age(seconds: float) -> str:
-    """``42s``, ``3m 12s``, ``5h 2m``, ``4d 3h``."""
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{seconds:.1f}s" if seconds < 10 else f"{secs}s"
 
 
 def console() -> Console:
@@ -73,6 +51,8 @@ def stats_document(s: OutboxStats) -> dict[str, Any]:
             "scheduled_later": s.scheduled_later,
             "oldest_created_at": iso(s.oldest_pending_at),
             "oldest_age_seconds": s.oldest_pending_age,
+            "oldest_failing_since": iso(s.oldest_failing_since),
+            "oldest_failing_seconds": s.oldest_failing_for,
         },
         "attempts": [{"bucket": bucket, **counts} for bucket, counts in s.attempts.items()],
         "top_errors": [{"error": error, "rows": n} for error, n in s.top_errors],
@@ -84,6 +64,12 @@ def print_stats(s: OutboxStats) -> None:
     age = s.oldest_pending_age
     oldest = "-" if age is None else f"{human_age(age)} (accepted {iso(s.oldest_pending_at)})"
     out.print(f"outbox at {iso(s.at)}; oldest pending row: {oldest}")
+    failing = s.oldest_failing_for
+    if failing is not None:
+        out.print(
+            f"longest-failing pending row: failing for {human_age(failing)} "
+            f"(first failed {iso(s.oldest_failing_since)})"
+        )
     rows = Table("state", "rows")
     rows.columns[1].justify = "right"
     for label, n in (
@@ -124,6 +110,7 @@ def row_document(row: EventRow) -> dict[str, Any]:
         "next_attempt_at": iso(row.next_attempt_at) if row.status == PENDING else None,
         "completed_at": iso(row.completed_at),
         "last_error": row.last_error,
+        "first_failed_at": iso(row.first_failed_at),
         "locked_by": row.locked_by,
         "locked_until": iso(row.locked_until),
         "replay_of": row.replay_of,

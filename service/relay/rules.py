@@ -2,8 +2,12 @@
 
 2xx delivers; a 400 delivers the accepted prefix, buries the refused event and sends the rest
 again; a size refusal splits the batch (an event too large on its own is buried); 401/403
-hands every row back untouched and pauses the relay; 429, 5xx and network failures reschedule
-with backoff until ``RELAY_MAX_ATTEMPTS``, then bury.
+hands every row back untouched and pauses the relay; a 429 hands its rows back untouched for
+its ``Retry-After`` and slows the whole relay as long (a rate limit, not a verdict on the
+rows); 5xx and network failures reschedule the rows they carried, with a backoff of their own,
+and the batch's other requests go on (flaky is not down) unless the failures made an outage
+(``health``). A row is buried for a failure only when it has failed for longer than
+``RELAY_GIVE_UP_AFTER`` since its first failed attempt (or past ``RELAY_MAX_ATTEMPTS``, when set).
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from dataclasses import dataclass
 
 from service.config import RelaySettings
 from service.metrics import Metrics
-from service.relay.backoff import gives_up, next_retry_delay
+from service.relay.backoff import RETRY_AFTER_CEILING, backoff_ceiling, gives_up, next_retry_delay
+from service.relay.clock import Clock
+from service.relay.health import Health
 from service.relay.inngest_client import InngestClient, SendResult, SendStatus
-from service.store.engine import now_ms
 from service.store.outbox import BatchOutcome, Burial, ClaimedRow, Retry
+from service.timefmt import human_age, iso
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,7 @@ class Delivery:
 
     outcome: BatchOutcome
     unauthorized: SendResult | None = None
-    transient: SendResult | None = None
+    rate_limited: float | None = None  # seconds the whole relay should slow down for
 
 
 class Deliverer:
@@ -60,11 +66,15 @@ class Deliverer:
         client: InngestClient,
         settings: RelaySettings,
         metrics: Metrics,
+        health: Health,
+        clock: Clock,
         rng: random.Random | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
         self._metrics = metrics
+        self._health = health
+        self._clock = clock
         self._rng = rng or random.Random()
 
     async def deliver(
@@ -77,8 +87,8 @@ class Deliverer:
         outcome = BatchOutcome()
         queue = deque(split_by_size(rows, s.batch_size, s.batch_max_bytes))
         while queue:
-            if time.monotonic() > send_until:
-                self._release(outcome, [row for later in queue for row in later], now_ms())
+            if self._clock.monotonic() > send_until:
+                self._release(outcome, _rows_of(queue), self._clock.now_ms())
                 break
             chunk = queue.popleft()
             result = await self._send(chunk)
@@ -97,24 +107,41 @@ class Deliverer:
                 else:
                     half = len(rest) // 2
                     queue.extendleft([rest[half:], rest[:half]])
+            elif result.status is SendStatus.UNAUTHORIZED:
+                until = self._clock.now_ms() + auth_pause_ms
+                self._release(outcome, [*rest, *_rows_of(queue)], until)
+                return Delivery(outcome, unauthorized=result)
+            elif result.http_status == 429:
+                pause = self._rate_limit_pause(result)
+                until = self._clock.now_ms() + int(pause * 1000)
+                self._release(outcome, [*rest, *_rows_of(queue)], until)
+                return Delivery(outcome, rate_limited=pause)
             else:
-                untouched = [row for later in queue for row in later]
-                now = now_ms()
-                if result.status is SendStatus.UNAUTHORIZED:
-                    self._release(outcome, [*rest, *untouched], now + auth_pause_ms)
-                    return Delivery(outcome, unauthorized=result)
-                self._reschedule(outcome, rest, result, now)
-                # Rows not yet sent keep their attempts and wait as long as the first retry.
-                first_retry = min((r.at for r in outcome.retries), default=now)
-                self._release(outcome, untouched, first_retry)
-                return Delivery(outcome, transient=result)
+                self._reschedule(outcome, rest, result)
+                if self._health.in_outage:
+                    # Inngest is down: the rows not yet sent wait as they were, due now.
+                    self._release(outcome, _rows_of(queue), self._clock.now_ms())
+                    break
         return Delivery(outcome)
+
+    def _rate_limit_pause(self, result: SendResult) -> float:
+        """How long a 429 holds the relay back: its Retry-After, else a backoff that grows with
+        the failures in a row."""
+        if result.retry_after is not None and result.retry_after > 0:
+            return min(result.retry_after, RETRY_AFTER_CEILING)
+        s = self._settings
+        return backoff_ceiling(self._health.failures_in_a_row, s.backoff_base, s.probe_max)
 
     async def _send(self, chunk: list[ClaimedRow]) -> SendResult:
         started = time.perf_counter()
         result = await self._client.send([row.payload for row in chunk])
         self._metrics.send_seconds.observe(time.perf_counter() - started)
         self._metrics.attempts.labels(result.status.value).inc()
+        if result.status is SendStatus.TRANSIENT:
+            clock = self._clock
+            self._health.failed(result.error, result.retry_after, clock.now_ms(), clock.monotonic())
+        elif result.status is not SendStatus.UNAUTHORIZED:
+            self._health.answered()
         if result.status not in (SendStatus.OK, SendStatus.UNAUTHORIZED):
             log.warning(
                 "Inngest took %d of %d events: %s",
@@ -128,7 +155,7 @@ class Deliverer:
     def _delivered(self, outcome: BatchOutcome, rows: Sequence[ClaimedRow]) -> None:
         if not rows:
             return
-        now = now_ms()
+        now = self._clock.now_ms()
         outcome.delivered.extend(row.seq for row in rows)
         self._metrics.delivered.inc(len(rows))
         for row in rows:
@@ -146,16 +173,27 @@ class Deliverer:
         )
 
     def _reschedule(
-        self, outcome: BatchOutcome, rows: Sequence[ClaimedRow], result: SendResult, now: int
+        self, outcome: BatchOutcome, rows: Sequence[ClaimedRow], result: SendResult
     ) -> None:
+        """Rows a failed request carried: each waits a backoff of its own, or is buried once it
+        has failed for longer than the time budget."""
         s = self._settings
+        now = self._clock.now_ms()
+        # The failure is Inngest's, not the rows': the backoff grows with the relay's failures
+        # in a row (how down Inngest looks), not with each row's attempts, so that the unlucky
+        # rows of a flaky Event API are not parked for minutes. A bad event is a 400: buried.
+        failures = self._health.failures_in_a_row
         for row in rows:
             attempts = row.attempts + 1
-            if gives_up(attempts, s.max_attempts):
+            failing_since = now if row.first_failed_at is None else row.first_failed_at
+            if s.give_up_after is not None and now - failing_since >= s.give_up_after * 1000:
+                self._bury(outcome, row, _out_of_budget(failing_since, now, attempts, result))
+                continue
+            if s.max_attempts is not None and gives_up(attempts, s.max_attempts):
                 self._bury(outcome, row, result.error)
                 continue
             delay = next_retry_delay(
-                attempts, result.retry_after, s.backoff_base, s.backoff_max, self._rng
+                failures, result.retry_after, s.backoff_base, s.backoff_max, self._rng
             )
             outcome.retries.append(Retry(row.seq, now + int(delay * 1000), result.error))
 
@@ -163,3 +201,15 @@ class Deliverer:
     def _release(outcome: BatchOutcome, rows: Sequence[ClaimedRow], until: int) -> None:
         outcome.released.extend(row.seq for row in rows)
         outcome.released_until = until
+
+
+def _rows_of(chunks: deque[list[ClaimedRow]]) -> list[ClaimedRow]:
+    return [row for chunk in chunks for row in chunk]
+
+
+def _out_of_budget(failing_since: int, now: int, attempts: int, result: SendResult) -> str:
+    return (
+        f"gave up: failing for {human_age((now - failing_since) / 1000)} since "
+        f"{iso(failing_since)} ({attempts} attempts, over RELAY_GIVE_UP_AFTER); "
+        f"last error: {result.error}"
+    )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    or_,
     select,
     text,
     update,
@@ -175,10 +176,17 @@ class ClaimedRow:
     payload: bytes  # the stored event, UTF-8: what the request body is made of
     attempts: int
     created_at: int
+    first_failed_at: int | None = None  # when its first failed attempt was made
 
 
 async def claim(
-    engine: AsyncEngine, relay_id: str, limit: int, lease_ms: int, now: int
+    engine: AsyncEngine,
+    relay_id: str,
+    limit: int,
+    lease_ms: int,
+    now: int,
+    *,
+    early: bool = False,
 ) -> list[ClaimedRow]:
     """Lease up to ``limit`` due rows to ``relay_id`` in one atomic statement.
 
@@ -187,11 +195,18 @@ async def claim(
     SKIP LOCKED lets concurrent relays take disjoint batches; on SQLite the statement takes the
     write lock as it starts, which serializes the claims. Being one statement, it needs no
     explicit transaction (``single_statement``).
+
+    ``early`` takes the rows that fall due first even if they are not due yet (but none that
+    another relay holds): an outage's probe needs one row to ask Inngest with, now.
     """
     until = now + lease_ms
+    if early:
+        free = or_(t.c.locked_until.is_(None), t.c.locked_until <= now)
+    else:
+        free = t.c.next_attempt_at <= now
     due = (
         select(t.c.seq)
-        .where(status_is(PENDING), t.c.next_attempt_at <= now)
+        .where(status_is(PENDING), free)
         .order_by(t.c.next_attempt_at, t.c.seq)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -201,13 +216,13 @@ async def claim(
         update(t)
         .where(t.c.seq.in_(due))
         .values(locked_by=relay_id, locked_until=until, next_attempt_at=until)
-        .returning(t.c.seq, t.c.id, t.c.payload, t.c.attempts, t.c.created_at)
+        .returning(t.c.seq, t.c.id, t.c.payload, t.c.attempts, t.c.created_at, t.c.first_failed_at)
     )
     async with single_statement(engine) as conn:
         rows = (await conn.execute(statement)).all()
     claimed = [
-        ClaimedRow(seq, event_id, payload.encode(), attempts, created_at)
-        for seq, event_id, payload, attempts, created_at in rows
+        ClaimedRow(seq, event_id, payload.encode(), attempts, created_at, first_failed_at)
+        for seq, event_id, payload, attempts, created_at, first_failed_at in rows
     ]
     claimed.sort(key=lambda row: row.seq)
     return claimed
@@ -215,7 +230,8 @@ async def claim(
 
 @dataclass(frozen=True)
 class Retry:
-    """A row to try again at ``at`` (epoch ms) after ``error``."""
+    """A row to try again at ``at`` (epoch ms) after ``error``; its first failure is now, unless
+    it had failed before."""
 
     seq: int
     at: int
@@ -272,6 +288,7 @@ async def record(engine: AsyncEngine, relay_id: str, outcome: BatchOutcome, now:
                     attempts=t.c.attempts + 1,
                     next_attempt_at=bindparam("b_at"),
                     last_error=bindparam("b_error"),
+                    first_failed_at=func.coalesce(t.c.first_failed_at, now),
                     **unlock,
                 ),
                 [{"b_seq": r.seq, "b_at": r.at, "b_error": r.error} for r in outcome.retries],

@@ -78,6 +78,8 @@ class OutboxStats:
     scheduled_later: int  # pending rows waiting for a retry's backoff
     attempts: dict[str, dict[str, int]]  # bucket -> {"pending": n, "dead": n}
     top_errors: list[tuple[str, int]]  # last_error -> rows, among pending and dead
+    # When the pending row that has been failing longest failed first (None: none is failing).
+    oldest_failing_since: int | None = None
 
     @property
     def oldest_pending_age(self) -> float | None:
@@ -85,6 +87,13 @@ class OutboxStats:
         if self.oldest_pending_at is None:
             return None
         return max(0.0, (self.at - self.oldest_pending_at) / 1000)
+
+    @property
+    def oldest_failing_for(self) -> float | None:
+        """Seconds the longest-failing pending row has been failing; None when none is."""
+        if self.oldest_failing_since is None:
+            return None
+        return max(0.0, (self.at - self.oldest_failing_since) / 1000)
 
 
 async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
@@ -98,12 +107,13 @@ async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
         total = int(await conn.scalar(select(func.count()).select_from(t)) or 0)
         counts = {PENDING: pending, DELIVERED: total - pending - dead, DEAD: dead}
         # Pending rows only: the partial indexes keep this away from the delivered rows.
-        due, leased, oldest = (
+        due, leased, oldest, failing_since = (
             await conn.execute(
                 select(
                     func.count().filter(t.c.next_attempt_at <= at),
                     func.count().filter(t.c.next_attempt_at > at, t.c.locked_until > at),
                     func.min(t.c.created_at),
+                    func.min(t.c.first_failed_at),
                 ).where(status_is(PENDING))
             )
         ).one()
@@ -136,6 +146,7 @@ async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
         scheduled_later=counts[PENDING] - int(due or 0) - int(leased or 0),
         attempts=attempts,
         top_errors=top_errors,
+        oldest_failing_since=None if failing_since is None else int(failing_since),
     )
 
 
@@ -180,6 +191,7 @@ class EventRow:
     locked_until: int | None
     last_error: str | None
     replay_of: str | None
+    first_failed_at: int | None = None
     payload: str | None = None
 
     @classmethod
@@ -257,7 +269,14 @@ def _requeue(seqs: Sequence[int], at: int) -> Any:
     return (
         update(t)
         .where(t.c.seq.in_(seqs), status_is(DEAD))
-        .values(status=PENDING, attempts=0, next_attempt_at=at, completed_at=None, **UNLOCKED)
+        .values(
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=at,
+            completed_at=None,
+            first_failed_at=None,
+            **UNLOCKED,
+        )
         .returning(t.c.id)
     )
 

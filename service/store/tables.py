@@ -1,4 +1,4 @@
-"""The tables: the outbox, the app settings document and idempotency keys.
+"""The tables: the outbox, the app settings document, idempotency keys and the relays' probe.
 
 Times are epoch milliseconds (UTC) in BIGINT columns: the same type on SQLite and PostgreSQL,
 cheap to index and compare, and the unit of the event's own ``ts``.
@@ -98,3 +98,14 @@ idempotency_keys = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 Index("ix_idempotency_keys_expires", idempotency_keys.c.expires_at)
+
+# One row that the relays of a database share during an outage: whose turn it is to probe
+# Inngest (one probe per interval, however many relays), and when a probe last got through.
+relay_probe = Table(
+    "relay_probe",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("next_probe_at", BigInteger, nullable=False, server_default="0"),
+    Column("recovered_at", BigInteger),
+)
+RELAY_PROBE_ROW = 1

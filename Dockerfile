@@ -4,15 +4,21 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# --- build: the project's wheel and every dependency's, from the package index only ----------
+# --- build: the project's wheel and every dependency's, as locked -----------------------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# The runtime lock (`make lock`): every dependency pinned, each download checked against its
+# hashes. Its own layer, rebuilt only when the lock changes.
+COPY requirements/runtime.txt ./requirements/
+RUN pip wheel --wheel-dir /wheels --require-hashes -r requirements/runtime.txt
+# The project's wheel, built by the locked setuptools and wheel with nothing fetched.
+RUN pip install --no-index --find-links=/wheels setuptools wheel
 # Only what the wheel is built from (README.md is the project's readme in pyproject.toml).
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --no-index --no-deps --no-build-isolation --wheel-dir /wheels .
 
 # --- runtime: no compiler, no source tree, no network at install time -----------------------
 FROM ${PYTHON_IMAGE}
@@ -26,8 +32,9 @@ ENV PYTHONUNBUFFERED=1 \
     RELAY_METRICS_HOST=0.0.0.0 \
     RELAY_METRICS_PORT=9101 \
     LOG_FORMAT=json
-# Installed from the build stage's wheels alone (--no-index); the bind mount keeps them out of
-# the image's layers.
+# Installed from the build stage's wheels alone (--no-index): the locked versions are the only
+# ones there; the bind mount keeps them out of the image's layers. setuptools and wheel, which
+# only built the project, are not dependencies of it and stay out.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels service
 # A fixed, unprivileged uid/gid, so that orchestrators can check runAsNonRoot.

@@ -3,16 +3,30 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every dependency pinned with its hashes (pip-tools); `make lock` writes both from pyproject.toml.
+LOCK := requirements/dev.txt
+RUNTIME_LOCK := requirements/runtime.txt
 
-.PHONY: run test lint format install bench clean
+.PHONY: run test lint format install lock bench clean
 
-$(STAMP): pyproject.toml
+# The locked set first (pip, setuptools and wheel included), then the project itself, editable,
+# built with those locked tools: nothing unpinned is fetched.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Re-resolve the lock files from pyproject.toml's ranges, keeping pins that still fit
+## (`make lock UPGRADE=1`: the newest versions the ranges allow). The image's runtime lock
+## first; the development lock is constrained by it, so both pin the same runtime versions.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND='make lock' $(BIN)/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
+lock: $(STAMP)
+	$(PIP_COMPILE) --build-deps-for wheel -o $(RUNTIME_LOCK) pyproject.toml
+	$(PIP_COMPILE) --build-deps-for editable --extra dev -c $(RUNTIME_LOCK) -o $(LOCK) pyproject.toml
 
 ## Migrate the SQLite default (./var/service.db) and serve on http://127.0.0.1:8080
 run: $(STAMP)

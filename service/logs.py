@@ -1,13 +1,16 @@
 """Logging: one JSON object per line in production, readable lines on a terminal.
 
-Every record carries a stable ``action`` key (``extra={"action": "relay.sent"}``); records
-about an event carry its ``event_id``.
+A JSON line's keys: ``time`` (RFC 3339 in UTC with milliseconds, ``2026-12-01T18:46:58.844Z``),
+``level``, ``logger``, ``action`` and ``message``, then the record's extras. Every record
+carries a stable ``action`` (``extra={"action": "relay.sent"}``); records about an event carry
+its ``event_id``.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 
 from aiohttp.http_exceptions import HttpProcessingError
 from pythonjsonlogger.json import JsonFormatter
@@ -16,6 +19,17 @@ from service.config import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(action)s] %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(action)s %(message)s"
+JSON_KEYS = {"asctime": "time", "levelname": "level", "name": "logger"}
+
+
+class _Rfc3339JsonFormatter(JsonFormatter):
+    """JSON lines whose ``time`` is RFC 3339 UTC with milliseconds and ``Z``: what Loki,
+    Elasticsearch and Cloud Logging parse without a custom pattern (``asctime`` is local time
+    with a comma before the milliseconds)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _DefaultAction(logging.Filter):
@@ -50,9 +64,7 @@ def configure_logging(settings: Settings) -> None:
     handler.addFilter(_MalformedRequests())
     handler.addFilter(_DefaultAction())
     if fmt == "json":
-        handler.setFormatter(
-            JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "asctime": "time"})
-        )
+        handler.setFormatter(_Rfc3339JsonFormatter(JSON_FIELDS, rename_fields=JSON_KEYS))
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()

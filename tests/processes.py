@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +38,13 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def sqlite_copy(template: Path, directory: Path) -> str:
+    """A fresh migrated SQLite database for processes: a copy of the session's template."""
+    path = directory / "service.db"
+    shutil.copyfile(template, path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 def spawn(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:

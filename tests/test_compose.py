@@ -52,6 +52,16 @@ THIRD_PARTY_VARIABLES = {
     "inngest": frozenset(
         {"INNGEST_DEV", "INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "INNGEST_LOG_LEVEL"}
     ),
+    # The observability profile (tests/test_compose_observability.py).
+    "prometheus": frozenset(),
+    "grafana": frozenset(
+        {
+            "GF_AUTH_ANONYMOUS_ENABLED",
+            "GF_AUTH_ANONYMOUS_ORG_ROLE",
+            "GF_SECURITY_ADMIN_PASSWORD",
+            "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
+        }
+    ),
 }
 # Set by the Dockerfile for Python and pip rather than for the service.
 RUNTIME_VARIABLES = frozenset(

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,13 +17,15 @@ import click
 
 from service.cli.common import fail, load_settings, run, with_engine
 from service.cli.outbox import outbox as outbox_group
-from service.config import ConfigError, Settings, require_session_secret
+from service.config import INNGEST_DEV_ORIGIN, ConfigError, Settings, require_session_secret
 from service.heap import freeze_startup_heap
 from service.http.auth import issue_cookie
 from service.json_reader import MalformedJson, parse_json
 from service.relay.loop import require_event_key
 from service.store import app_settings, migrations, outbox
 from service.store.engine import create_engine, describe_db_error, now_ms, reading, transaction
+
+log = logging.getLogger(__name__)
 
 
 async def _freeze_startup_heap(_app: object) -> None:
@@ -56,7 +59,7 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
     run(with_engine(settings, _nothing))  # refuse to start on an old schema or no database
     app = create_app(settings, relay=not no_relay)
     app.on_startup.append(_freeze_startup_heap)  # after the resources' contexts
-    click.echo(f"service: listening on http://{settings.host}:{settings.port}", err=True)
+    _log_serving(settings, relay=not no_relay)
     web.run_app(
         app,
         host=settings.host,
@@ -69,6 +72,24 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
         max_line_size=HTTP_LIMITS["max_line_size"],
         max_field_size=HTTP_LIMITS["max_field_size"],
     )
+
+
+def _log_serving(settings: Settings, *, relay: bool) -> None:
+    """Say where the API listens and where its events go: the Inngest origin (never the key,
+    which is in the path) or, with --no-relay, that other processes deliver them."""
+    inngest = settings.inngest
+    if not relay:
+        delivery = "no relay in this process (--no-relay): `service relay` delivers the outbox"
+    elif inngest.dev_mode:
+        delivery = f"the relay delivers to Inngest's dev server at {inngest.origin}"
+        if inngest.origin == INNGEST_DEV_ORIGIN:
+            delivery += " (start it with `npx inngest-cli@latest dev`; its UI shows the events)"
+    else:
+        delivery = f"the relay delivers to Inngest at {inngest.origin}"
+    fields: dict[str, object] = {"action": "serve.started", "relay": relay}
+    if relay:
+        fields["inngest_origin"] = inngest.origin
+    log.info("serving on http://%s:%d; %s", settings.host, settings.port, delivery, extra=fields)
 
 
 @main.command()

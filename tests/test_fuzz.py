@@ -24,9 +24,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
-from service.config import Settings
+from service.config import NextAuthSettings, Settings
 from tests.conftest import TOKEN
 from tests.live_server import LiveServer
+from tests.nextauth_cookies import APP_SECRET
 
 SPEC = Path(__file__).resolve().parents[1] / "service" / "http" / "openapi.yaml"
 MAX_EXAMPLES = 50  # per operation and run; the whole module takes a few seconds
@@ -87,8 +88,9 @@ def backend() -> str:
 
 @pytest.fixture
 def live_url(settings: Settings) -> Iterator[str]:
-    """The app of ``create_app(settings)`` over a fresh migrated database, on a real socket."""
-    with LiveServer(settings) as server:
+    """The app over a fresh migrated database, on a real socket, reading next-auth sessions
+    too: the cookies schemathesis makes up for their schemes reach the reader."""
+    with LiveServer(settings.replace(nextauth=NextAuthSettings(secrets=(APP_SECRET,)))) as server:
         yield server.url
 
 

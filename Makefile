@@ -28,13 +28,21 @@ lock: $(STAMP)
 	$(PIP_COMPILE) --build-deps-for wheel -o $(RUNTIME_LOCK) pyproject.toml
 	$(PIP_COMPILE) --build-deps-for editable --extra dev -c $(RUNTIME_LOCK) -o $(LOCK) pyproject.toml
 
+# The official JavaScript clients the tests drive (tests/js): reinstalled when its lock changes.
+# Without npm the tests that need them skip, and fail in CI.
+JS_STAMP := tests/js/node_modules/.package-lock.json
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd tests/js && npm ci --ignore-scripts --no-audit --no-fund && touch node_modules/.package-lock.json; \
+	else echo "npm not found: the tests with next-auth's own cookies will skip (fail in CI)"; fi
+
 ## Migrate the SQLite default (./var/service.db) and serve on http://127.0.0.1:8080
 run: $(STAMP)
 	$(BIN)/service db upgrade
 	INNGEST_DEV=$${INNGEST_DEV-1} $(BIN)/service serve
 
 ## The whole test suite (SQLite and PostgreSQL; PostgreSQL tests skip with a reason if absent)
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -48,10 +56,10 @@ format: $(STAMP)
 
 ## Benchmarks (ingest, relay, lag, inline; wrk, SQLite and PostgreSQL at 127.0.0.1:5432):
 ## tables on stdout, JSON in bench/results/. All four run; the target fails if any did.
-bench: $(STAMP)
+bench: $(STAMP) $(JS_STAMP)
 	@status=0; for name in ingest relay lag inline; do \
 		$(BIN)/python bench/$$name.py || status=1; \
 	done; exit $$status
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info tests/js/node_modules

@@ -3,9 +3,11 @@
 
 Each repeat runs, in turn, the bare handler (``bench.bare``) and ``service serve --no-relay``
 on a fresh migrated database of each backend, all loaded by the same wrk command (threads x
-connections, a ~1 KB JSON body, a bearer token). After each service run the outbox must hold
-exactly the events wrk saw acknowledged, give or take the requests still in flight when wrk
-stopped: fewer rows than 2xx answers is a lost event and fails the bench.
+connections, a ~1 KB JSON body, a bearer token); then the service again on each backend with
+a next-auth v5 session cookie (minted once by next-auth's own code) as the only credential.
+After each service run the outbox must hold exactly the events wrk saw acknowledged, give or
+take the requests still in flight when wrk stopped: fewer rows than 2xx answers is a lost
+event and fails the bench. The same run prints what decoding a session cookie costs.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from bench.payloads import write_body
 from bench.processes import Processes, clean_env, log_problems
 from bench.results import workdir, write_results
 from bench.servers import Server, post_api, start_http, start_service
+from bench.sessions import APP_SECRET, PROFILE, decode_table, js_reason, mint
 from bench.stats import median
 
 NAME = "ingest"
 WARM_UP_REQUESTS = 50
+COOKIE = "+nextauth"  # the suffix of a target whose credential is a next-auth v5 cookie
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,8 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--body-bytes", type=int, default=1024, help="size of the JSON body")
 
 
-async def run_wrk_on(wrk: str, server: Server, body: Path, args: argparse.Namespace) -> WrkResult:
-    """The one wrk command of every target."""
+async def run_wrk_on(
+    wrk: str,
+    server: Server,
+    body: Path,
+    args: argparse.Namespace,
+    credential: tuple[str, str] | None = None,
+) -> WrkResult:
+    """The one wrk command of every target (the bench token unless another ``credential``)."""
     return await run_wrk(
         wrk,
         f"{server.url}/api",
@@ -49,6 +59,7 @@ async def run_wrk_on(wrk: str, server: Server, body: Path, args: argparse.Namesp
         threads=args.threads,
         connections=args.connections,
         duration=args.duration,
+        credential=credential,
     )
 
 
@@ -89,21 +100,28 @@ async def run_service(
     body: Path,
     args: argparse.Namespace,
     repeat: int,
-    kind: str,
+    target: str,
 ) -> dict[str, Any]:
+    kind = target.removesuffix(COOKIE)
+    credential = ("Cookie", args.cookie) if target.endswith(COOKIE) else None
     async with fresh_database(kind, workdir(NAME)) as db:
         server = await start_service(
-            procs, f"service-{kind}-r{repeat}", db.url, relay=False, SQLITE_SYNCHRONOUS="FULL"
+            procs,
+            f"service-{target}-r{repeat}",
+            db.url,
+            relay=False,
+            SQLITE_SYNCHRONOUS="FULL",
+            AUTH_SECRET=APP_SECRET,
         )
         try:
-            await post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body)
+            await post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body, credential)
             before = await db.count()
-            result = await run_wrk_on(wrk, server, body, args)
+            result = await run_wrk_on(wrk, server, body, args, credential)
             rows = await db.settled_count() - before
         finally:
             procs.stop(server.process)
         return {
-            "target": kind,
+            "target": target,
             "repeat": repeat,
             **result.summary(),
             **check_rows(result, rows),
@@ -141,7 +159,13 @@ def summarize(runs: list[dict[str, Any]], targets: list[str]) -> list[dict[str, 
 
 
 def print_summary(summary: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    label = {"bare": "bare aiohttp", "sqlite": "service, SQLite FULL", "postgresql": "service, PG"}
+    label = {
+        "bare": "bare aiohttp",
+        "sqlite": "service, SQLite FULL",
+        "postgresql": "service, PG",
+        f"sqlite{COOKIE}": "service, SQLite, v5 cookie",
+        f"postgresql{COOKIE}": "service, PG, v5 cookie",
+    }
     print_table(
         f"ingest: POST /api, wrk {args.threads}x{args.connections}, {args.duration:g}s, "
         f"~{args.body_bytes} B body, median of {args.repeats}",
@@ -168,6 +192,12 @@ async def bench(args: argparse.Namespace, procs: Processes) -> int:
     args.body = body.read_bytes()
     kinds = await backends(args.db)
     targets = ["bare", *kinds]
+    if reason := js_reason():
+        warn(f"skipping the next-auth cookie targets and decode table: {reason}")
+    else:
+        [session] = await mint({"kind": "v5", "claims": PROFILE})
+        args.cookie = session.header
+        targets += [f"{kind}{COOKIE}" for kind in kinds]
     runs: list[dict[str, Any]] = []
     for repeat in range(1, args.repeats + 1):
         for target in targets:
@@ -182,9 +212,13 @@ async def bench(args: argparse.Namespace, procs: Processes) -> int:
             )
     summary = summarize(runs, targets)
     print_summary(summary, args)
-    settings = {k: v for k, v in vars(args).items() if k != "body"}
+    decoding = [] if js_reason() else await decode_table()
+    settings = {k: v for k, v in vars(args).items() if k not in ("body", "cookie")}
     settings["sqlite_synchronous"] = "FULL"
-    write_results(NAME, {"settings": settings, "summary": summary, "runs": runs})
+    write_results(
+        NAME,
+        {"settings": settings, "summary": summary, "nextauth_decode": decoding, "runs": runs},
+    )
     service = [s for s in summary if s["target"] != "bare"]
     failed = [s["target"] for s in service if s["checks"] != ["ok"] or s["non_2xx"]]
     if failed:

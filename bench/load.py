@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.output import warn
 from bench.processes import BENCH, BenchError, Processes, clean_env, run_command, wait_until
-from bench.servers import TOKEN
+from bench.servers import TOKEN, bearer
 from bench.stats import summarize
 
 WRK_SCRIPT = BENCH / "wrk_post.lua"
@@ -86,8 +86,11 @@ async def run_wrk(
     connections: int,
     duration: float,
     timeout: float = 10.0,
+    credential: tuple[str, str] | None = None,
 ) -> WrkResult:
-    """POST ``body`` to ``url`` with the bench token through ``bench/wrk_post.lua``."""
+    """POST ``body`` to ``url`` with the bench token (or the ``credential`` header) through
+    ``bench/wrk_post.lua``."""
+    name, value = credential or bearer()
     argv = [
         wrk,
         f"-t{threads}",
@@ -98,8 +101,9 @@ async def run_wrk(
         str(WRK_SCRIPT),
         url,
         "--",
-        TOKEN,
         str(body),
+        name,
+        value,
     ]
     code, out, err = await run_command(argv, duration + timeout + 30)
     line = next((ln for ln in out.splitlines() if ln.startswith(WRK_MARKER)), None)

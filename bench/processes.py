@@ -37,7 +37,10 @@ SERVICE_VARIABLES = (
     "LOG_FORMAT",
     "LOG_LEVEL",
 )
-SERVICE_PREFIXES = ("INNGEST_", "RELAY_", "SQLITE_", "SESSION_", "DB_", "RETENTION_")
+SERVICE_PREFIXES = (
+    *("INNGEST_", "RELAY_", "SQLITE_", "SESSION_", "DB_", "RETENTION_"),
+    *("AUTH_SECRET", "NEXTAUTH_"),
+)
 
 
 class BenchError(RuntimeError):
@@ -126,20 +129,24 @@ class Processes:
 
 
 async def run_command(
-    argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None
+    argv: Sequence[str],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
 ) -> tuple[int, str, str]:
-    """Run a command to completion within ``timeout``; killed on timeout or cancellation."""
+    """Run a command to completion within ``timeout`` (fed ``stdin``, if given); killed on
+    timeout or cancellation."""
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=ROOT,
         env=dict(env) if env is not None else None,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with asyncio.timeout(timeout):
-            out, err = await process.communicate()
+            out, err = await process.communicate(stdin)
     except BaseException:
         if process.returncode is None:
             process.kill()

@@ -155,10 +155,19 @@ async def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float =
     await wait_until(answers, timeout, f"{url} answering", interval=0.1)
 
 
-async def post_api(url: str, count: int, body: bytes) -> list[str]:
-    """``count`` sequential POSTs with the bench token, which must all answer 200; return the
-    ids answered (a warm-up, and a check that the target is up and takes the token)."""
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+def bearer() -> tuple[str, str]:
+    """The credential header of the bench's internal caller."""
+    return "Authorization", f"Bearer {TOKEN}"
+
+
+async def post_api(
+    url: str, count: int, body: bytes, credential: tuple[str, str] | None = None
+) -> list[str]:
+    """``count`` sequential POSTs with the bench token (or the ``credential`` header), which
+    must all answer 200; return the ids answered (a warm-up, and a check that the target is up
+    and takes the credential)."""
+    name, value = credential or bearer()
+    headers = {name: value, "Content-Type": "application/json"}
     ids = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         for _ in range(count):

@@ -1,6 +1,7 @@
--- wrk script of bench/ingest.py: POST a JSON body with a bearer token, count every answer's
--- status and every request written, and print one JSON line (prefixed WRK_JSON) when done.
--- Usage: wrk ... -s bench/wrk_post.lua URL -- TOKEN BODY_FILE
+-- wrk script of bench/ingest.py: POST a JSON body with one credential header (a bearer token
+-- or a session cookie), count every answer's status and every request written, and print one
+-- JSON line (prefixed WRK_JSON) when done.
+-- Usage: wrk ... -s bench/wrk_post.lua URL -- BODY_FILE HEADER_NAME HEADER_VALUE
 
 local threads = {}
 
@@ -9,12 +10,12 @@ function setup(thread)
 end
 
 function init(args)
-  local token, body_path = args[1], args[2]
+  local body_path, credential_name, credential_value = args[1], args[2], args[3]
   local file = assert(io.open(body_path, "rb"))
   local body = file:read("*a")
   file:close()
   local headers = {}
-  headers["Authorization"] = "Bearer " .. token
+  headers[credential_name] = credential_value
   headers["Content-Type"] = "application/json"
   prepared = wrk.format("POST", nil, headers, body)
   sent = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,18 @@ MIN_SECRET_DISTINCT = 10  # a hex string of 32 random characters has about 15
 ENVIRONMENTS = ("development", "production")
 SQLITE_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 LOG_FORMATS = ("auto", "json", "text")
+# The Next.js app's secret (Auth.js's name, next-auth v4's), then the further secrets Auth.js
+# accepts during a rotation.
+NEXTAUTH_SECRETS = (
+    "AUTH_SECRET",
+    "NEXTAUTH_SECRET",
+    "AUTH_SECRET_1",
+    "AUTH_SECRET_2",
+    "AUTH_SECRET_3",
+)
+# Claims that are the user's fields already (id, name, email, image) or the token's bookkeeping.
+NEXTAUTH_MAPPED = {"id", "name", "email", "image", "picture", "sub", "exp", "iat", "nbf", "jti"}
+COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 6265's cookie-name token
 
 T = TypeVar("T")
 
@@ -194,6 +207,19 @@ class RelaySettings:
 
 
 @dataclass(frozen=True)
+class NextAuthSettings:
+    """How to read the Next.js app's own next-auth session cookie; off without a secret."""
+
+    secrets: tuple[str, ...] = ()
+    cookie_name: str = ""  # empty: next-auth's and Auth.js's default names
+    user_claims: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secrets)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, validated."""
 
@@ -210,6 +236,7 @@ class Settings:
     session_max_age: int = 86400
     session_cookie_secure: bool = False
     internal_api_tokens: tuple[str, ...] = ()
+    nextauth: NextAuthSettings = field(default_factory=NextAuthSettings)
     max_body_bytes: int = 64 * 1024
     idempotency_ttl: float = 86400.0
     log_format: str = "auto"
@@ -254,6 +281,7 @@ class Settings:
             session_max_age=read.integer("SESSION_MAX_AGE", 86400, 60, 400 * 86400),
             session_cookie_secure=read.flag("SESSION_COOKIE_SECURE", production),
             internal_api_tokens=_tokens(read),
+            nextauth=_nextauth(read, production),
             max_body_bytes=read.integer("MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
             idempotency_ttl=read.duration("IDEMPOTENCY_TTL", 86400.0, low=1.0),
             log_format=read.choice("LOG_FORMAT", "auto", LOG_FORMATS, upper=False),
@@ -321,6 +349,26 @@ def _tokens(read: _Reader) -> tuple[str, ...]:
         if len(token) < 16:
             raise ConfigError("INTERNAL_API_TOKENS", "each token needs at least 16 characters")
     return tokens
+
+
+def _nextauth(read: _Reader, production: bool) -> NextAuthSettings:
+    # Not stripped: next-auth keys its HKDF with the secret exactly as the environment holds it.
+    found = {v: read.env[v] for v in NEXTAUTH_SECRETS if read.env.get(v, "").strip()}
+    for variable, secret in found.items():
+        if production:
+            check_secret_strength(variable, secret)
+    cookie_name = read.text("NEXTAUTH_COOKIE_NAME")
+    if cookie_name and not COOKIE_NAME.fullmatch(cookie_name):
+        raise ConfigError("NEXTAUTH_COOKIE_NAME", f"not a cookie name: {cookie_name!r}")
+    claims = [c.strip() for c in read.text("NEXTAUTH_USER_CLAIMS").split(",") if c.strip()]
+    if mapped := NEXTAUTH_MAPPED.intersection(claims):
+        raise ConfigError("NEXTAUTH_USER_CLAIMS", f"mapped already: {', '.join(sorted(mapped))}")
+    for variable in ("NEXTAUTH_COOKIE_NAME", "NEXTAUTH_USER_CLAIMS"):
+        if read.text(variable) and not found:
+            raise ConfigError(variable, "needs the app's AUTH_SECRET (or NEXTAUTH_SECRET)")
+    return NextAuthSettings(
+        tuple(dict.fromkeys(found.values())), cookie_name, tuple(dict.fromkeys(claims))
+    )
 
 
 def _inngest(read: _Reader) -> InngestSettings:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import InngestSettings, RelaySettings, Settings
 from service.store import migrations
 from service.store.engine import create_engine
+from tests.nextauth_cookies import Minter
 
 TOKEN = "test-internal-token-0123456789abcdef"
 SECRET = "test-session-secret-0123456789abcdefghijklmnop"
@@ -153,3 +154,9 @@ def live_url(settings: Settings) -> Iterator[str]:
 
 def bearer(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def mint() -> Minter:
+    """Session cookies made by next-auth's own code (skips without node; fails so in CI)."""
+    return Minter()

@@ -275,14 +275,19 @@ async def test_oversized_headers_are_refused_before_any_handler(
 async def test_undecodable_credentials_are_401(
     client: TestClient, engine: AsyncEngine, header: bytes
 ) -> None:
-    # Raw bytes on the socket: a client library would encode the header for us.
+    assert (await post_raw(client, header)).startswith(b"HTTP/1.1 401")
+    assert await rows(engine) == []
+
+
+async def post_raw(client: TestClient, header: bytes) -> bytes:
+    """The status line of ``POST /api`` with ``header`` as raw bytes on the socket (a client
+    library would encode the header for us)."""
     reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(b"POST /api HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n" + header)
     writer.write(b"\r\nConnection: close\r\n\r\n")
     status_line = await reader.readline()
     writer.close()
-    assert status_line.startswith(b"HTTP/1.1 401")
-    assert await rows(engine) == []
+    return status_line
 
 
 async def test_a_long_user_id_is_accepted(client: TestClient, settings: Settings) -> None:

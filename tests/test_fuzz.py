@@ -23,7 +23,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
+from service.config import NextAuthSettings, Settings
 from tests.conftest import TOKEN
+from tests.live_server import LiveServer
+from tests.nextauth_cookies import APP_SECRET
 
 SPEC = Path(__file__).resolve().parents[1] / "service" / "http" / "openapi.yaml"
 MAX_EXAMPLES = 50  # per operation and run; the whole module takes a few seconds
@@ -80,6 +83,14 @@ def _config(*, authenticated: bool) -> schemathesis.Config:
 def backend() -> str:
     """Overrides conftest's parametrized backend: the fuzzing runs on one (see BACKEND)."""
     return BACKEND
+
+
+@pytest.fixture
+def live_url(settings: Settings) -> Iterator[str]:
+    """The app over a fresh migrated database, on a real socket, reading next-auth sessions
+    too: the cookies schemathesis makes up for their schemes reach the reader."""
+    with LiveServer(settings.replace(nextauth=NextAuthSettings(secrets=(APP_SECRET,)))) as server:
+        yield server.url
 
 
 # Loaded from the file at collection so that every operation is a test item of its own

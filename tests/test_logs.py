@@ -23,12 +23,13 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.config import Settings
+from service.config import NextAuthSettings, Settings
 from service.http.app import create_app
 from service.http.auth import issue_cookie
 from service.logs import configure_logging
 from tests.conftest import SECRET, TOKEN, bearer, make_settings
 from tests.fake_inngest import Answer, running_fake
+from tests.nextauth_cookies import APP_SECRET, OTHER_SECRET, Minter, spec
 from tests.processes import free_port, service_env, spawn, sqlite_copy, stop, wait_http
 from tests.relay_harness import (
     EVENT_KEY,
@@ -322,3 +323,42 @@ async def test_serve_says_where_it_delivers_and_never_the_key(
     assert started["relay"] is (origin is not None)
     assert started.get("inngest_origin") == origin
     assert EVENT_KEY not in text
+
+
+async def test_next_auth_session_cookies_are_never_logged_or_echoed(
+    aiohttp_client: Any,
+    settings: Settings,
+    mint: Minter,
+    monkeypatch: pytest.MonkeyPatch,
+    restore_logging: None,
+) -> None:
+    """Good, bad and oversized next-auth cookies, alone and forwarded with a token: no line of
+    the DEBUG log and no answer holds a token, a chunk of one, or the app's secret."""
+    from service.http.app import HTTP_LIMITS
+
+    out = capture(monkeypatch, io.StringIO(), log_format="json", log_level="DEBUG")
+    app = create_app(settings.replace(nextauth=NextAuthSettings(secrets=(APP_SECRET,))))
+    client: TestClient = await aiohttp_client(app, server_kwargs=HTTP_LIMITS)
+    claims = {"sub": "u-1", "email": "ada@example.com"}
+    made = mint(
+        *(spec(kind, claims=claims) for kind in ("v4", "v5", "jws", "zip", "database")),
+        spec("v5", OTHER_SECRET, claims=claims),
+        spec("v5", claims=claims, maxAge=-60),
+        spec("v5", claims={**claims, "pad": "p" * 5000}),  # two chunks
+        spec("v5", claims={**claims, "pad": "p" * 9000}),  # three: over the header limit
+    )
+    expected = [200, 200, 401, 401, 401, 401, 401, 200, 400]
+    answers = []
+    for minted, status in zip(made, expected, strict=True):
+        for headers in (minted.header(), {**bearer(), **minted.header()}):
+            response = await client.post("/api", headers=headers)
+            assert response.status == status
+            answers.append(f"{dict(response.headers)} {await response.text()}")
+    logged = out.getvalue()
+    for minted in made:
+        for value in (minted.token, *(v for _, v in minted.cookies)):
+            for middle in (value, value[len(value) // 2 : len(value) // 2 + 40]):
+                assert middle not in logged
+                assert all(middle not in answer for answer in answers)
+    assert APP_SECRET not in logged and OTHER_SECRET not in logged
+    assert all(line["action"] for line in records(out))

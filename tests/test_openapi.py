@@ -22,11 +22,14 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 from schemathesis import Case, Response
 
-from service.config import Settings
+from service.config import NextAuthSettings, Settings
+from service.http import nextauth
 from service.http.app import create_app
 from service.http.auth import issue_cookie
 from tests.conftest import TOKEN, make_settings
 from tests.live_server import LiveServer
+from tests.nextauth_cookies import APP_SECRET, OTHER_SECRET, Minter
+from tests.nextauth_cookies import spec as cookie_spec
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "service" / "http" / "openapi.yaml"
 SPEC: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text())
@@ -155,6 +158,27 @@ def test_a_session_caller_gets_conforming_answers(live_url: str, settings: Setti
     call(live_url, "/api", "POST", expect=200, cookies=cookie)
     call(live_url, "/api/settings", "GET", expect=403, cookies=cookie)
     call(live_url, "/api/settings", "PUT", expect=403, cookies=cookie, body={"a": 1})
+
+
+def test_a_next_auth_session_caller_gets_conforming_answers(
+    settings: Settings, mint: Minter
+) -> None:
+    good, foreign = mint(cookie_spec("v5", claims={"sub": "u-1"}), cookie_spec("v4", OTHER_SECRET))
+    app_settings = settings.replace(nextauth=NextAuthSettings(secrets=(APP_SECRET,)))
+    with LiveServer(app_settings) as server:
+        call(server.url, "/api", "POST", expect=200, cookies=good.jar)
+        call(server.url, "/api", "POST", expect=200, cookies=good.jar, headers=BEARER)
+        call(server.url, "/api/settings", "GET", expect=403, cookies=good.jar)
+        call(server.url, "/api", "POST", expect=401, cookies=foreign.jar)
+        call(server.url, "/api", "POST", expect=401, cookies=foreign.jar, headers=BEARER)
+
+
+def test_the_next_auth_cookie_schemes_name_the_default_cookies() -> None:
+    schemes = SPEC["components"]["securitySchemes"]
+    assert schemes["authjsSession"]["name"] == nextauth.V5_NAMES[-1]
+    assert schemes["nextAuthSession"]["name"] == nextauth.V4_NAMES[-1]
+    [post] = [SPEC["paths"]["/api"]["post"]]
+    assert {"internalToken": [], "authjsSession": []} in post["security"]
 
 
 def test_oversized_bodies_are_conforming_413s(live_url: str, settings: Settings) -> None:

@@ -13,7 +13,8 @@ from service.config import Settings
 from service.http import routes
 from service.http.auth import RotatingCookieStorage
 from service.http.group_commit import SyncEventWriter
-from service.http.keys import ENGINE, METRICS, NEW_WORK, SESSIONS, SETTINGS, WRITER
+from service.http.keys import ENGINE, METRICS, NEW_WORK, NEXTAUTH, SESSIONS, SETTINGS, WRITER
+from service.http.nextauth import NextAuthReader
 from service.http.problems import problem_middleware
 from service.metrics import Metrics, http_metrics_middleware
 from service.relay.loop import Relay, inngest_client
@@ -41,6 +42,7 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     app[SETTINGS] = settings
     app[NEW_WORK] = asyncio.Event()
     app[METRICS] = metrics
+    app[NEXTAUTH] = NextAuthReader(settings.nextauth)
     app.cleanup_ctx.append(_sessions)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_writer)

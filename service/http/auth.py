@@ -1,4 +1,5 @@
-"""Who is calling: an encrypted aiohttp-session cookie (a user) or an internal bearer token."""
+"""Who is calling: an internal bearer token, the Next.js app's next-auth session cookie (a user),
+or the service's own encrypted aiohttp-session cookie (a user)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,17 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet, MultiFernet
 
 from service.config import Settings, development_secret
+from service.http.nextauth import NextAuthReader, SessionRefused
+
+NO_CREDENTIALS = "Send a session cookie or an `Authorization: Bearer` internal token."
 
 
 class Unauthenticated(Exception):
-    """No credentials, or credentials that do not check out."""
+    """No credentials, or credentials that do not check out; ``detail`` is for the caller."""
+
+    def __init__(self, reason: str, detail: str = NO_CREDENTIALS) -> None:
+        super().__init__(reason)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -86,14 +94,20 @@ def check_token(presented: str, tokens: Sequence[str]) -> bool:
 
 
 async def authenticate(
-    request: web.Request, tokens: Sequence[str], sessions: AbstractStorage
+    request: web.Request,
+    tokens: Sequence[str],
+    sessions: AbstractStorage,
+    nextauth: NextAuthReader,
 ) -> Caller:
     """The caller of ``request``; raises ``Unauthenticated`` when there is none.
 
-    A request that carries an Authorization header is judged by it alone: a bad token is not
-    rescued by a cookie. The session is read straight from its storage rather than through
-    aiohttp-session's middleware: this service never changes a session, so it has nothing to
-    save, and a token caller pays nothing for cookies.
+    A request that carries an Authorization header is judged by it: a bad token is not rescued
+    by a cookie. A good token may come with the next-auth session cookie it forwards, whose
+    user the event then carries; a session cookie that is sent must check out, with a token or
+    without. Without a token the next-auth session comes first, then the service's own. The
+    service's session is read straight from its storage rather than through aiohttp-session's
+    middleware: this service never changes a session, so it has nothing to save, and a token
+    caller pays nothing for it.
     """
     try:
         header = request.headers.get("Authorization")
@@ -102,10 +116,20 @@ async def authenticate(
             presented = presented.strip()
             if scheme.lower() != "bearer" or not presented or not check_token(presented, tokens):
                 raise Unauthenticated("invalid bearer token")
-            return Caller(identity=token_identity(presented), user=None)
+            internal = token_identity(presented)
+            user = nextauth.user(request.cookies)
+            if user is None:
+                return Caller(identity=internal, user=None)
+            # Scoped to the user too: one internal caller forwards the sessions of many users.
+            return Caller(identity=f"{internal}/{user_identity(user)}", user=user)
+        user = nextauth.user(request.cookies)
+        if user is not None:
+            return Caller(identity=user_identity(user), user=user)
         session = await sessions.load_session(request)
     except UnicodeError as exc:  # header bytes that are not UTF-8 are no credential either
         raise Unauthenticated("undecodable credentials") from exc
+    except SessionRefused as exc:
+        raise Unauthenticated("refused next-auth session", exc.detail) from exc
     user = session.get("user")
     if not isinstance(user, dict) or not user:
         raise Unauthenticated("no valid session")

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.http.auth import RotatingCookieStorage
 from service.http.group_commit import SyncEventWriter
+from service.http.nextauth import NextAuthReader
 from service.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,3 +20,4 @@ WRITER = web.AppKey("writer", SyncEventWriter)
 NEW_WORK = web.AppKey("new_work", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)
 SESSIONS = web.AppKey("sessions", RotatingCookieStorage)
+NEXTAUTH = web.AppKey("nextauth", NextAuthReader)

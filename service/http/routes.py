@@ -11,7 +11,7 @@ from aiohttp import web
 from service.errors import InvalidInput, SchemaNotCurrent
 from service.http.auth import Caller, Unauthenticated, authenticate, is_internal
 from service.http.group_commit import accepted_body
-from service.http.keys import ENGINE, METRICS, NEW_WORK, SESSIONS, SETTINGS, WRITER
+from service.http.keys import ENGINE, METRICS, NEW_WORK, NEXTAUTH, SESSIONS, SETTINGS, WRITER
 from service.http.problems import problem
 from service.json_reader import MalformedJson, parse_json
 from service.store import app_settings, outbox
@@ -23,12 +23,13 @@ from service.store.migrations import ensure_at_head
 async def _caller(request: web.Request) -> Caller:
     try:
         app = request.app
-        return await authenticate(request, app[SETTINGS].internal_api_tokens, app[SESSIONS])
+        tokens = app[SETTINGS].internal_api_tokens
+        return await authenticate(request, tokens, app[SESSIONS], app[NEXTAUTH])
     except Unauthenticated as exc:
         raise problem(
             401,
             "Unauthorized",
-            "Send a session cookie or an `Authorization: Bearer` internal token.",
+            exc.detail,
             headers={"WWW-Authenticate": 'Bearer realm="service"'},
         ) from exc
 

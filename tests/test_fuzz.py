@@ -15,6 +15,7 @@ The run is seeded and derandomized, so a failure reproduces, and small enough fo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 

@@ -54,10 +54,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Benchmarks (ingest, relay, lag, inline; wrk, SQLite and PostgreSQL at 127.0.0.1:5432):
-## tables on stdout, JSON in bench/results/. All four run; the target fails if any did.
+## Benchmarks (ingest, relay, lag, inline, faults; wrk, SQLite and PostgreSQL at 127.0.0.1:5432):
+## tables on stdout, JSON in bench/results/. All five run; the target fails if any did.
 bench: $(STAMP) $(JS_STAMP)
-	@status=0; for name in ingest relay lag inline; do \
+	@status=0; for name in ingest relay lag inline faults; do \
 		$(BIN)/python bench/$$name.py || status=1; \
 	done; exit $$status
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,13 @@ async def start_http(
     """Start ``python -m MODULE ARGS --port P`` and wait for its ``/health``."""
     port = port or free_port()
     process = procs.python(name, module, [*args, "--port", str(port)], env)
+    return await answering(procs, name, process, port)
+
+
+async def answering(
+    procs: Processes, name: str, process: subprocess.Popen[bytes], port: int
+) -> Server:
+    """The server of ``process`` once its ``/health`` on ``port`` answers."""
     server = Server(process, port, procs.log_of(process))
     try:
         await wait_http(f"{server.url}/health", process)
@@ -91,16 +99,31 @@ async def start_service(
 def start_relay(
     procs: Processes, name: str, database_url: str, inngest_origin: str, **extra: str
 ) -> subprocess.Popen[bytes]:
-    """``service relay`` without its metrics server (RELAY_METRICS_PORT=0)."""
-    env = service_env(database_url, inngest_origin, RELAY_METRICS_PORT="0", **extra)
+    """``service relay`` without its metrics server (RELAY_METRICS_PORT=0, unless ``extra``
+    names one)."""
+    env = service_env(database_url, inngest_origin, **{"RELAY_METRICS_PORT": "0", **extra})
     return procs.python(name, "service", ["relay"], env)
+
+
+async def start_watched_relay(
+    procs: Processes, name: str, database_url: str, inngest_origin: str, **extra: str
+) -> Server:
+    """``service relay`` with its ``/metrics`` on a port of its own, once its ``/health``
+    answers (the relay is about to claim)."""
+    port = free_port()
+    relay = start_relay(
+        procs, name, database_url, inngest_origin, **{**extra, "RELAY_METRICS_PORT": str(port)}
+    )
+    return await answering(procs, name, relay, port)
 
 
 @dataclass
 class Receiver(Server):
-    """A running ``bench.receiver``: answers Inngest's 200 with ids, counts and timestamps."""
+    """A running ``bench.receiver``: answers Inngest's 200 with ids (or its faults), counts
+    and timestamps."""
 
     async def stats(self) -> dict[str, int]:
+        """Requests, accepted events, faults answered and ``up_ms``, when it began to listen."""
         result: dict[str, int] = await get_json(f"{self.url}/stats")
         return result
 
@@ -120,21 +143,45 @@ async def start_receiver(
     port: int | None = None,
     delay_ms: float = 0.0,
     record: bool = False,
+    options: Sequence[str] = (),
 ) -> Receiver:
-    """Start a receiver; ``record`` keeps (id, ts, arrival) of every event for ``arrivals``."""
-    args = ["--delay-ms", str(delay_ms), "--key", EVENT_KEY] + (["--record"] if record else [])
+    """Start a receiver; ``record`` keeps (id, ts, arrival) of every event for ``arrivals``;
+    ``options`` are more of its flags (its faults)."""
+    args = ["--delay-ms", str(delay_ms), "--key", EVENT_KEY, *options]
+    args += ["--record"] if record else []
     server = await start_http(procs, name, "bench.receiver", args, clean_env(), port)
     return Receiver(server.process, server.port, server.log)
 
 
-async def get_json(url: str, timeout: float = 10.0) -> Any:
-    """GET ``url`` and decode its JSON body."""
+async def get_text(url: str, timeout: float = 10.0) -> str:
+    """GET ``url``, which must answer 2xx, and return its body."""
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
         session.get(url) as response,
     ):
         response.raise_for_status()
-        return await response.json(content_type=None)
+        return await response.text()
+
+
+async def get_json(url: str, timeout: float = 10.0) -> Any:
+    """GET ``url`` and decode its JSON body."""
+    return json.loads(await get_text(url, timeout))
+
+
+async def relay_attempts(relays: Iterable[Server]) -> dict[str, int]:
+    """Requests to the Event API by outcome, summed over ``relays`` (watched ones) from their
+    ``relay_delivery_attempts`` counter: refused connections too, which no receiver sees."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: Counter[str] = Counter()
+    for relay in relays:
+        for family in text_string_to_metric_families(await get_text(f"{relay.url}/metrics")):
+            if family.name != "relay_delivery_attempts":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels.get("outcome", "?")] += int(sample.value)
+    return dict(counts)
 
 
 async def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

@@ -27,6 +27,13 @@ MIN_SECRET_DISTINCT = 10  # a hex string of 32 random characters has about 15
 ENVIRONMENTS = ("development", "production")
 SQLITE_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 LOG_FORMATS = ("auto", "json", "text")
+# Inngest's smallest plan takes events of 256 KiB; 3 MiB is its server's absolute maximum.
+DEFAULT_EVENT_MAX_BYTES = 256 * 1024
+ABSOLUTE_EVENT_MAX_BYTES = 3 * 1024 * 1024
+# The characters a key keeps through the SDKs' URL join unchanged (RFC 3986's unreserved).
+EVENT_KEY_CHARACTERS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)
 
 T = TypeVar("T")
 
@@ -181,6 +188,16 @@ class RelaySettings:
 
 
 @dataclass(frozen=True)
+class EventApiSettings:
+    """``POST /e/{key}``, Inngest's Event API served to the apps' own SDKs."""
+
+    # The keys apps may send with; empty: any key in development, the route off in production.
+    keys: tuple[str, ...] = ()
+    max_event_bytes: int = DEFAULT_EVENT_MAX_BYTES
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, validated."""
 
@@ -205,6 +222,7 @@ class Settings:
         default_factory=lambda: InngestSettings(INNGEST_DEV_ORIGIN, "", True)
     )
     relay: RelaySettings = field(default_factory=RelaySettings)
+    event_api: EventApiSettings = field(default_factory=EventApiSettings)
 
     @property
     def is_sqlite(self) -> bool:
@@ -249,6 +267,7 @@ class Settings:
             ),
             inngest=_inngest(read),
             relay=_relay(read),
+            event_api=_event_api(read),
         )
 
 
@@ -308,6 +327,23 @@ def _tokens(read: _Reader) -> tuple[str, ...]:
         if len(token) < 16:
             raise ConfigError("INTERNAL_API_TOKENS", "each token needs at least 16 characters")
     return tokens
+
+
+def _event_api(read: _Reader) -> EventApiSettings:
+    keys = tuple(k.strip() for k in read.text("EVENT_API_KEYS").split(",") if k.strip())
+    for key in keys:
+        if not set(key) <= EVENT_KEY_CHARACTERS or len(key) > 256:
+            raise ConfigError(
+                "EVENT_API_KEYS",
+                "each key is at most 256 letters, digits and - . _ ~ (an SDK puts it in a URL)",
+            )
+    event_bytes = read.integer(
+        "EVENT_MAX_BYTES", DEFAULT_EVENT_MAX_BYTES, 1024, ABSOLUTE_EVENT_MAX_BYTES
+    )
+    body_bytes = read.integer("EVENT_BODY_MAX_BYTES", 16 * 1024 * 1024, 1024, 256 * 1024 * 1024)
+    if body_bytes < event_bytes:
+        raise ConfigError("EVENT_BODY_MAX_BYTES", "must not be below EVENT_MAX_BYTES")
+    return EventApiSettings(keys, event_bytes, body_bytes)
 
 
 def _inngest(read: _Reader) -> InngestSettings:

@@ -25,6 +25,14 @@ from service.store.outbox import BatchOutcome, Burial, ClaimedRow, Retry
 log = logging.getLogger(__name__)
 
 
+def by_environment(rows: Sequence[ClaimedRow]) -> list[list[ClaimedRow]]:
+    """The rows grouped by their Inngest environment, in order: one request goes to one."""
+    groups: dict[str | None, list[ClaimedRow]] = {}
+    for row in rows:
+        groups.setdefault(row.env, []).append(row)
+    return list(groups.values())
+
+
 def split_by_size(
     rows: Sequence[ClaimedRow], max_count: int, max_bytes: int
 ) -> Iterator[list[ClaimedRow]]:
@@ -75,7 +83,11 @@ class Deliverer:
         its lease could have passed to another relay: the rest are handed back, due now."""
         s = self._settings
         outcome = BatchOutcome()
-        queue = deque(split_by_size(rows, s.batch_size, s.batch_max_bytes))
+        queue = deque(
+            chunk
+            for group in by_environment(rows)
+            for chunk in split_by_size(group, s.batch_size, s.batch_max_bytes)
+        )
         while queue:
             if time.monotonic() > send_until:
                 self._release(outcome, [row for later in queue for row in later], now_ms())
@@ -112,7 +124,8 @@ class Deliverer:
 
     async def _send(self, chunk: list[ClaimedRow]) -> SendResult:
         started = time.perf_counter()
-        result = await self._client.send([row.payload for row in chunk])
+        # A chunk never mixes environments (``by_environment``); splits keep it so.
+        result = await self._client.send([row.payload for row in chunk], env=chunk[0].env)
         self._metrics.send_seconds.observe(time.perf_counter() - started)
         self._metrics.attempts.labels(result.status.value).inc()
         if result.status not in (SendStatus.OK, SendStatus.UNAUTHORIZED):

@@ -74,6 +74,7 @@ class NewEvent:
     created_at: int
     payload: str
     replay_of: str | None = None
+    env: str | None = None  # the Inngest environment it goes to (None: the key's own)
 
 
 def dumps(value: Any) -> str:
@@ -152,6 +153,7 @@ async def add(conn: AsyncConnection, events: Sequence[NewEvent]) -> None:
                 "created_at": e.created_at,
                 "next_attempt_at": e.created_at,
                 "replay_of": e.replay_of,
+                "env": e.env,
             }
             for e in events
         ],
@@ -175,6 +177,7 @@ class ClaimedRow:
     payload: bytes  # the stored event, UTF-8: what the request body is made of
     attempts: int
     created_at: int
+    env: str | None = None  # sent as ``x-inngest-env``
 
 
 async def claim(
@@ -201,13 +204,13 @@ async def claim(
         update(t)
         .where(t.c.seq.in_(due))
         .values(locked_by=relay_id, locked_until=until, next_attempt_at=until)
-        .returning(t.c.seq, t.c.id, t.c.payload, t.c.attempts, t.c.created_at)
+        .returning(t.c.seq, t.c.id, t.c.payload, t.c.attempts, t.c.created_at, t.c.env)
     )
     async with single_statement(engine) as conn:
         rows = (await conn.execute(statement)).all()
     claimed = [
-        ClaimedRow(seq, event_id, payload.encode(), attempts, created_at)
-        for seq, event_id, payload, attempts, created_at in rows
+        ClaimedRow(seq, event_id, payload.encode(), attempts, created_at, env)
+        for seq, event_id, payload, attempts, created_at, env in rows
     ]
     claimed.sort(key=lambda row: row.seq)
     return claimed

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import EventApiSettings, Settings
@@ -19,6 +17,7 @@ from service.http.app import create_app
 from service.http.event_ids import event_ids
 from service.store import outbox_admin
 from service.store.tables import outbox_events
+from tests.outage import unwritable
 
 KEY = "app-event-key-0123456789"
 SEED = "1796157941316,Vgwc55+HoVdJwA=="
@@ -181,18 +180,11 @@ async def test_the_environment_is_stored(api: TestClient, engine: AsyncEngine) -
     assert [row["env"] for row in await rows(engine)] == ["feature/x"]
 
 
-async def test_a_locked_database_is_a_503(
+async def test_a_database_that_cannot_write_is_a_503(
     api: TestClient, backend: str, database_url: str, engine: AsyncEngine
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("test_sdk_clients.py closes a PostgreSQL database under the SDKs")
-    holder = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
+    async with unwritable(backend, database_url):
         response = await api.post(f"/e/{KEY}", json={"name": "a/b"})
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     answer = await response.json()
     assert response.status == 503 and response.headers["Retry-After"] == "1"
     assert answer["ids"] == [] and "retry later" in answer["error"]

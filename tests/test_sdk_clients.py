@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import EventApiSettings, Settings
 from service.http.event_ids import event_ids
 from service.store.tables import outbox_events
-from tests.conftest import admin_execute
 from tests.fake_inngest import FakeInngest, running_fake
 from tests.live_server import LiveServer
 from tests.lossy_proxy import lossy_proxy
+from tests.outage import unwritable
 from tests.relay_harness import EVENT_KEY, relay_settings, running_relay
 from tests.sdk_clients import CLIENTS, Sent, as_sent, require_client, send
 
@@ -190,24 +188,8 @@ async def test_an_unavailable_database_is_the_sdks_error_and_stores_nothing(
     client: str, backend: str, service_url: str, engine: AsyncEngine, database_url: str
 ) -> None:
     events = [{"name": "app/unstored", "ts": NOW}]
-    if backend == "sqlite":
-        holder = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")  # the write lock, past the 200 ms busy timeout
-        try:
-            sent = await send(client, service_url, APP_KEY, events)
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
-    else:
-        name = make_url(database_url).database
-        await admin_execute(
-            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
-        )
-        try:
-            sent = await send(client, service_url, APP_KEY, events)
-        finally:
-            await admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    async with unwritable(backend, database_url):
+        sent = await send(client, service_url, APP_KEY, events)
     assert sent.ids is None and sent.error is not None and "retry later" in sent.error
     if client != "python":
         assert {a["status"] for a in sent.attempts} == {503} and len(sent.attempts) == 5

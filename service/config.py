@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,10 +31,9 @@ LOG_FORMATS = ("auto", "json", "text")
 # Inngest's smallest plan takes events of 256 KiB; 3 MiB is its server's absolute maximum.
 DEFAULT_EVENT_MAX_BYTES = 256 * 1024
 ABSOLUTE_EVENT_MAX_BYTES = 3 * 1024 * 1024
-# The characters a key keeps through the SDKs' URL join unchanged (RFC 3986's unreserved).
-EVENT_KEY_CHARACTERS = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-)
+# What an Event API key can be: characters a URL path keeps as they are through the SDKs'
+# join (RFC 3986's unreserved), not starting with a dot (a path's "." and ".." segments).
+EVENT_KEY_PATTERN = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,255}")
 
 T = TypeVar("T")
 
@@ -332,10 +332,11 @@ def _tokens(read: _Reader) -> tuple[str, ...]:
 def _event_api(read: _Reader) -> EventApiSettings:
     keys = tuple(k.strip() for k in read.text("EVENT_API_KEYS").split(",") if k.strip())
     for key in keys:
-        if not set(key) <= EVENT_KEY_CHARACTERS or len(key) > 256:
+        if not EVENT_KEY_PATTERN.fullmatch(key):
             raise ConfigError(
                 "EVENT_API_KEYS",
-                "each key is at most 256 letters, digits and - . _ ~ (an SDK puts it in a URL)",
+                "each key is 1 to 256 letters, digits and - . _ ~, not starting with a dot"
+                " (an SDK puts it in a URL as it is)",
             )
     event_bytes = read.integer(
         "EVENT_MAX_BYTES", DEFAULT_EVENT_MAX_BYTES, 1024, ABSOLUTE_EVENT_MAX_BYTES

@@ -17,7 +17,7 @@ import logging
 
 from aiohttp import web
 
-from service.config import EventApiSettings
+from service.config import EVENT_KEY_PATTERN, EventApiSettings
 from service.errors import DatabaseUnavailable
 from service.http.auth import check_token
 from service.http.event_ids import SEED_HEADER, event_ids
@@ -45,10 +45,12 @@ def answer(status: int, ids: list[str] | None = None, error: str | None = None) 
 
 
 def key_error(settings: EventApiSettings, production: bool, key: str) -> Refused | None:
-    """Why ``key`` may not send events, or None. Without EVENT_API_KEYS any key goes in
-    development (as at Inngest's dev server) and the route is off in production."""
+    """Why ``key`` may not send events, or None. Without EVENT_API_KEYS any key that could be
+    one goes in development (as at Inngest's dev server), and the route is off in production."""
     if not settings.keys:
-        return Refused(404, OFF) if production else None
+        if production:
+            return Refused(404, OFF)
+        return None if EVENT_KEY_PATTERN.fullmatch(key) else Refused(401, "Event key not found")
     if check_token(key, settings.keys):
         return None
     return Refused(401, "Event key not found")

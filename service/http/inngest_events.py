@@ -74,7 +74,8 @@ def _json_type(value: object) -> str:
 
 
 def event_error(event: dict[str, Any]) -> str | None:
-    """Why Inngest would refuse ``event``, or None."""
+    """Why Inngest would refuse ``event``, or None (an integral ``ts`` written as a fraction,
+    ``1.7e12``, becomes an integer)."""
     name = event.get("name")
     if name is not None and not isinstance(name, str):
         return f"name must be a string, not {_json_type(name)}"
@@ -93,6 +94,9 @@ def event_error(event: dict[str, Any]) -> str | None:
     if len(name) > MAX_NAME_LENGTH:
         return f"event name is longer than {MAX_NAME_LENGTH} characters"
     ts = event.get("ts")
+    if isinstance(ts, float) and ts.is_integer():
+        # JSON does not tell 1.0 from 1 (JSON Schema neither): the same number of ms.
+        ts = event["ts"] = int(ts)
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
         return "ts must be an integer: milliseconds since the Unix epoch"
     if ts and ts < EARLIEST_TS:

@@ -187,7 +187,8 @@ class EventRow:
     def from_row(cls, row: Row[Any]) -> EventRow:
         # The fields an operator sees; columns kept for the relay's own use are left out.
         mapping = row._mapping
-        return cls(**{f.name: mapping.get(f.name) for f in fields(cls)})
+        values: dict[str, Any] = {f.name: mapping.get(f.name) for f in fields(cls)}
+        return cls(**values)
 
 
 _SUMMARY = [c for c in t.c if c.name != "payload"]

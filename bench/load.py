@@ -86,8 +86,10 @@ async def run_wrk(
     connections: int,
     duration: float,
     timeout: float = 10.0,
+    seeded: bool = False,
 ) -> WrkResult:
-    """POST ``body`` to ``url`` with the bench token through ``bench/wrk_post.lua``."""
+    """POST ``body`` to ``url`` with the bench token through ``bench/wrk_post.lua``;
+    ``seeded``: each request with an Inngest SDK's event id seed of its own."""
     argv = [
         wrk,
         f"-t{threads}",
@@ -100,6 +102,7 @@ async def run_wrk(
         "--",
         TOKEN,
         str(body),
+        *(["seeded"] if seeded else []),
     ]
     code, out, err = await run_command(argv, duration + timeout + 30)
     line = next((ln for ln in out.splitlines() if ln.startswith(WRK_MARKER)), None)

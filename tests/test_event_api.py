@@ -207,3 +207,13 @@ async def test_operators_see_count_and_replay_them(api: TestClient, engine: Asyn
     [results] = [r async for r in outbox_admin.replay_ids(engine, [listed.id])]
     [copy] = [row for row in await rows(engine) if row["replay_of"] == listed.id]
     assert results[0].new_id == copy["id"] and copy["env"] == "br" and copy["name"] == "app/seen"
+
+
+async def test_start_up_says_when_the_route_is_off(
+    aiohttp_client,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    await aiohttp_client(create_app(settings.replace(environment="production")))
+    [line] = [r for r in caplog.records if getattr(r, "action", "") == "event_api.off"]
+    assert line.levelname == "WARNING" and "EVENT_API_KEYS" in line.getMessage()

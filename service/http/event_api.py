@@ -108,7 +108,7 @@ def announce(settings: EventApiSettings, production: bool) -> None:
             extra={"action": "event_api.off"},
         )
     else:
-        log.warning(
+        log.info(
             "the Event API (POST /e/{key}) takes any key (development, EVENT_API_KEYS unset)",
             extra={"action": "event_api.any_key"},
         )

@@ -13,6 +13,8 @@ import socket
 import sys
 from collections.abc import Iterator, Sequence
 
+import orjson
+
 from service.config import Settings
 from service.errors import DatabaseUnavailable
 from service.store.batch_sql import Written
@@ -48,12 +50,12 @@ class SqliteBatchStore:
     ) -> Written:
         header = json.dumps([dataclasses.astuple(c) for c in claims]).encode()
         rows = json.dumps([(e.id, e.head, e.tail, e.created_at) for e in shells]).encode()
-        complete = json.dumps([(e.id, e.name, e.payload, e.created_at, e.env) for e in events])
+        complete = orjson.dumps([(e.id, e.name, e.payload, e.created_at, e.env) for e in events])
         timeout = self._settings.sqlite_busy_timeout_ms / 1000 + STUCK_AFTER_S
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await self._connection()
-                writer.write(frame(header) + frame(rows) + frame(complete.encode()))
+                writer.write(frame(header) + frame(rows) + frame(complete))
                 answer = json.loads(await read_frame(reader))
         except (OSError, EOFError, ValueError, TimeoutError) as error:
             # Whatever the writer did with this batch, its answer is lost: start afresh.

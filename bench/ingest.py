@@ -75,14 +75,14 @@ async def run_bare(
     return {"target": "bare", "repeat": repeat, **result.summary(), "check": "n/a"}
 
 
-def check_rows(result: WrkResult, rows: int) -> dict[str, Any]:
-    """Compare the rows written with the 2xx answers wrk counted."""
-    lost = max(0, result.ok - rows)
-    extra = max(0, rows - result.ok)
+def check_rows(result: WrkResult, rows: int, per_request: int = 1) -> dict[str, Any]:
+    """Compare the rows written with the 2xx answers wrk counted (``per_request`` rows each)."""
+    lost = max(0, result.ok * per_request - rows)
+    extra = max(0, rows - result.ok * per_request)
     if lost:
         verdict = f"LOST {lost}"
-    elif extra > result.unanswered:
-        verdict = f"{extra - result.unanswered} rows too many"
+    elif extra > result.unanswered * per_request:
+        verdict = f"{extra - result.unanswered * per_request} rows too many"
     else:
         verdict = "ok"
     return {

@@ -87,9 +87,11 @@ async def run_wrk(
     duration: float,
     timeout: float = 10.0,
     credential: tuple[str, str] | None = None,
+    seeded: bool = False,
 ) -> WrkResult:
     """POST ``body`` to ``url`` with the bench token (or the ``credential`` header) through
-    ``bench/wrk_post.lua``."""
+    ``bench/wrk_post.lua``; ``seeded``: each request with an Inngest SDK's event id seed of
+    its own."""
     name, value = credential or bearer()
     argv = [
         wrk,
@@ -104,6 +106,7 @@ async def run_wrk(
         str(body),
         name,
         value,
+        *(["seeded"] if seeded else []),
     ]
     code, out, err = await run_command(argv, duration + timeout + 30)
     line = next((ln for ln in out.splitlines() if ln.startswith(WRK_MARKER)), None)

@@ -42,6 +42,12 @@ NEXTAUTH_SECRETS = (
 # Claims that are the user's fields already (id, name, email, image) or the token's bookkeeping.
 NEXTAUTH_MAPPED = {"id", "name", "email", "image", "picture", "sub", "exp", "iat", "nbf", "jti"}
 COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 6265's cookie-name token
+# Inngest's smallest plan takes events of 256 KiB; 3 MiB is its server's absolute maximum.
+DEFAULT_EVENT_MAX_BYTES = 256 * 1024
+ABSOLUTE_EVENT_MAX_BYTES = 3 * 1024 * 1024
+# What an Event API key can be: characters a URL path keeps as they are through the SDKs'
+# join (RFC 3986's unreserved), not starting with a dot (a path's "." and ".." segments).
+EVENT_KEY_PATTERN = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,255}")
 
 T = TypeVar("T")
 
@@ -220,6 +226,16 @@ class NextAuthSettings:
 
 
 @dataclass(frozen=True)
+class EventApiSettings:
+    """``POST /e/{key}``, Inngest's Event API served to the apps' own SDKs."""
+
+    # The keys apps may send with; empty: any key in development, the route off in production.
+    keys: tuple[str, ...] = ()
+    max_event_bytes: int = DEFAULT_EVENT_MAX_BYTES
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, validated."""
 
@@ -245,6 +261,7 @@ class Settings:
         default_factory=lambda: InngestSettings(INNGEST_DEV_ORIGIN, "", True)
     )
     relay: RelaySettings = field(default_factory=RelaySettings)
+    event_api: EventApiSettings = field(default_factory=EventApiSettings)
 
     @property
     def is_sqlite(self) -> bool:
@@ -290,6 +307,7 @@ class Settings:
             ),
             inngest=_inngest(read),
             relay=_relay(read),
+            event_api=_event_api(read),
         )
 
 
@@ -369,6 +387,24 @@ def _nextauth(read: _Reader, production: bool) -> NextAuthSettings:
     return NextAuthSettings(
         tuple(dict.fromkeys(found.values())), cookie_name, tuple(dict.fromkeys(claims))
     )
+
+
+def _event_api(read: _Reader) -> EventApiSettings:
+    keys = tuple(k.strip() for k in read.text("EVENT_API_KEYS").split(",") if k.strip())
+    for key in keys:
+        if not EVENT_KEY_PATTERN.fullmatch(key):
+            raise ConfigError(
+                "EVENT_API_KEYS",
+                "each key is 1 to 256 letters, digits and - . _ ~, not starting with a dot"
+                " (an SDK puts it in a URL as it is)",
+            )
+    event_bytes = read.integer(
+        "EVENT_MAX_BYTES", DEFAULT_EVENT_MAX_BYTES, 1024, ABSOLUTE_EVENT_MAX_BYTES
+    )
+    body_bytes = read.integer("EVENT_BODY_MAX_BYTES", 16 * 1024 * 1024, 1024, 256 * 1024 * 1024)
+    if body_bytes < event_bytes:
+        raise ConfigError("EVENT_BODY_MAX_BYTES", "must not be below EVENT_MAX_BYTES")
+    return EventApiSettings(keys, event_bytes, body_bytes)
 
 
 def _inngest(read: _Reader) -> InngestSettings:

@@ -269,7 +269,7 @@ class FakeInngest:
             self._stored.set()
 
         if answer.reset:
-            _reset(request)
+            reset_connection(request)
             # The connection is gone; stop the handler without writing anything.
             raise asyncio.CancelledError
 
@@ -312,7 +312,7 @@ def _accepted_count(answer: Answer, count: int) -> int:
     return 0
 
 
-def _reset(request: web.Request) -> None:
+def reset_connection(request: web.Request) -> None:
     """Abort the connection with an RST (SO_LINGER 0) rather than a polite FIN."""
     transport = request.transport
     if transport is None:

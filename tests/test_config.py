@@ -75,6 +75,11 @@ def test_event_key_is_redacted_from_the_endpoint() -> None:
         ("RELAY_PROBE_MAX", "10ms"),
         ("SERVICE_ENV", "staging"),
         ("INNGEST_BASE_URL", "ftp://x"),
+        ("EVENT_API_KEYS", "good-key,has/slash"),
+        ("EVENT_API_KEYS", ".hidden"),
+        ("EVENT_API_KEYS", "k" * 257),
+        ("EVENT_MAX_BYTES", str(3 * 1024 * 1024 + 1)),
+        ("EVENT_BODY_MAX_BYTES", "2048"),
     ],
 )
 def test_bad_values_name_their_variable(variable: str, value: str) -> None:
@@ -123,3 +128,16 @@ def test_only_refusals_and_the_time_budget_bury_by_default() -> None:
     ).relay
     assert (tuned.give_up_after, tuned.max_attempts, tuned.probe_max) == (None, 40, 30.0)
     assert Settings.from_env({"RELAY_MAX_ATTEMPTS": "never"}).relay.max_attempts is None
+
+
+def test_event_api_settings() -> None:
+    defaults = Settings.from_env({}).event_api
+    assert (defaults.keys, defaults.max_event_bytes) == ((), 256 * 1024)
+    read = Settings.from_env(
+        {
+            "EVENT_API_KEYS": " k-1 , k.2~_ ,",
+            "EVENT_MAX_BYTES": "1024",
+            "EVENT_BODY_MAX_BYTES": "4096",
+        }
+    ).event_api
+    assert (read.keys, read.max_event_bytes, read.max_body_bytes) == (("k-1", "k.2~_"), 1024, 4096)

@@ -10,6 +10,7 @@ set it higher for a longer hunt: ``HOSTILE_EXAMPLES=20000 pytest tests/test_host
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -17,13 +18,25 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from tests.conftest import TOKEN
+from service.config import EventApiSettings, Settings
+from tests.conftest import TOKEN, make_settings
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "300"))
-ROUTES = ["/api", "/api/settings", "/health", "/ready", "/metrics", "/openapi.yaml"]
+EVENT_KEY = "hostile-event-key"
+ROUTES = [
+    "/api",
+    "/api/settings",
+    f"/e/{EVENT_KEY}",
+    "/e/wrong-key",
+    "/health",
+    "/ready",
+    "/metrics",
+    "/openapi.yaml",
+]
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "BREW"]
 TIMEOUT = 10.0
 AUTHORIZED = f"Bearer {TOKEN}"
@@ -87,6 +100,11 @@ HEADERS = st.fixed_dictionaries(
         "Content-Type": st.sampled_from(["application/json", "text/plain", ""]) | HEADER_TEXT,
         "Accept": HEADER_TEXT,
         "X-Random": HEADER_TEXT,
+        "x-inngest-event-id-seed": HEADER_TEXT
+        | st.binary(min_size=10, max_size=10).map(
+            lambda b: f"1796157941316,{base64.b64encode(b).decode()}"
+        ),
+        "x-inngest-env": HEADER_TEXT,
     },
 )
 ANYTHING = st.builds(
@@ -100,7 +118,9 @@ ANYTHING = st.builds(
 # request rarely carries the token, and a bad body behind a 401 tests nothing.
 AIMED = st.builds(
     lambda route, body, headers: Request(*route, body, {**headers, "Authorization": AUTHORIZED}),
-    route=st.sampled_from([("POST", "/api"), ("PUT", "/api/settings")]),
+    route=st.sampled_from(
+        [("POST", "/api"), ("PUT", "/api/settings"), ("POST", f"/e/{EVENT_KEY}")]
+    ),
     body=BODIES,
     headers=HEADERS,
 )
@@ -125,12 +145,18 @@ def backend() -> str:
     return "sqlite"
 
 
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The service with an Event API key, so that aimed requests reach its handler."""
+    return make_settings(database_url, event_api=EventApiSettings(keys=(EVENT_KEY,)))
+
+
 def test_no_random_request_gets_a_server_error_and_health_answers_after(
     live_url: str,
 ) -> None:
     answered: dict[int, int] = {}
 
-    @settings(
+    @examples(
         max_examples=EXAMPLES,
         derandomize=True,
         deadline=None,
@@ -147,5 +173,6 @@ def test_no_random_request_gets_a_server_error_and_health_answers_after(
     assert send(live_url, Request("GET", "/health", b"")) == 200
     accepted = send(live_url, Request("POST", "/api", b"{}", {"Authorization": AUTHORIZED}))
     assert accepted == 200
+    assert send(live_url, Request("POST", f"/e/{EVENT_KEY}", b'{"name": "app/after"}')) == 200
     # The hunt reached the handlers, not only aiohttp's parser: some requests got through.
     assert answered.get(200, 0) > 0 and answered.get(400, 0) > 0, answered

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.store import app_settings, outbox
+from service.store.batch_sql import Written
 from service.store.batch_store import open_batch_store
 from service.store.outbox import new_ids
 from service.store.tables import outbox_events
@@ -45,7 +46,7 @@ async def test_the_batch_store_writes_the_rows_outbox_add_writes(
             outbox.event_shell(user, second.created_at, event_id=second.id),
             outbox.event_shell(None, third.created_at, event_id=third.id),
         ]
-        assert await store.write([], shells) == {}
+        assert await store.write([], shells, []) == Written()
     finally:
         await store.close()
     async with engine.connect() as conn:
@@ -58,3 +59,51 @@ async def test_the_batch_store_writes_the_rows_outbox_add_writes(
     assert [row.payload for row in rows[1:]] == [second.payload, third.payload]
     for row, event in zip(rows[1:], (second, third), strict=True):
         assert row.next_attempt_at == row.created_at == event.created_at
+
+
+def complete_event(n: int, env: str | None = None) -> outbox.NewEvent:
+    event_id = f"01KB0000000000000000000{n:03d}"
+    payload = outbox.dumps({"name": f"app/e{n}", "data": {"n": n}, "id": event_id, "ts": n})
+    return outbox.NewEvent(event_id, f"app/e{n}", 1_700_000_000_000 + n, payload, env=env)
+
+
+async def test_complete_events_are_stored_as_outbox_add_stores_them(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    first, second, third = complete_event(1, "branch-1"), complete_event(2), complete_event(3)
+    async with engine.begin() as conn:
+        await outbox.add(conn, [first])
+    store = open_batch_store(settings)
+    try:
+        assert await store.write([], [], [second, third]) == Written(new_events=2)
+    finally:
+        await store.close()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(outbox_events).order_by(outbox_events.c.seq))).all()
+    for row, event in zip(rows, (first, second, third), strict=True):
+        assert (row.id, row.name, row.payload, row.env) == (
+            event.id,
+            event.name,
+            event.payload,
+            event.env,
+        )
+        assert row.created_at == row.next_attempt_at == event.created_at
+        assert (row.status, row.attempts, row.replay_of) == ("pending", 0, None)
+
+
+async def test_a_batch_of_both_kinds_is_one_transaction_and_repeats_are_left_out(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    store = open_batch_store(settings)
+    try:
+        stored = [complete_event(1), complete_event(2)]
+        assert await store.write([], [], stored) == Written(new_events=2)
+        shell = outbox.event_shell(None, 1_700_000_000_000)
+        # The repeat of event 2 and a new event 3, twice over in the same batch.
+        again = [complete_event(2), complete_event(3), complete_event(3)]
+        assert await store.write([], [shell], again) == Written(new_events=1)
+    finally:
+        await store.close()
+    async with engine.connect() as conn:
+        ids = (await conn.scalars(select(outbox_events.c.id).order_by(outbox_events.c.seq))).all()
+    assert sorted(ids) == sorted([shell.id, *(complete_event(n).id for n in (1, 2, 3))])

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 from schemathesis import Case, Response
 
-from service.config import NextAuthSettings, Settings
+from service.config import EventApiSettings, NextAuthSettings, Settings
 from service.http import nextauth
 from service.http.app import create_app
 from service.http.auth import issue_cookie
@@ -115,14 +115,16 @@ def test_spec_lists_exactly_the_routes_of_the_app(relay: bool) -> None:
 
 
 def test_every_operation_declares_its_statuses_as_problems() -> None:
+    """Problem documents everywhere but on the Event API, whose SDKs read its own shape."""
     for path, item in SPEC["paths"].items():
+        media_type = "application/json" if path == "/e/{key}" else "application/problem+json"
         for method, operation in item.items():
             for status, answer in operation["responses"].items():
                 if status.startswith(("4", "5")):
                     content = answer.get("content") or SPEC["components"]["responses"][
                         answer["$ref"].rsplit("/", 1)[1]
                     ].get("content")
-                    assert list(content) == ["application/problem+json"], (method, path, status)
+                    assert list(content) == [media_type], (method, path, status)
 
 
 async def test_the_app_serves_this_file(client: TestClient) -> None:
@@ -217,3 +219,62 @@ def test_unknown_paths_and_methods_are_conforming_problems(live_url: str) -> Non
         assert_component(response, "MethodNotAllowed", 405)
         declared = {m.upper() for m in SPEC["paths"][path] if m in HTTP_METHODS}
         assert declared <= {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+def test_event_api_answers_conform(settings: Settings) -> None:
+    """The Event API's answers, in its own shape: accepted, refused, too large, off, down."""
+    keyed = settings.replace(
+        event_api=EventApiSettings(keys=("app-key",), max_body_bytes=2048, max_event_bytes=1024)
+    )
+    events = "/e/{key}"
+    with LiveServer(keyed) as server:
+        call(
+            server.url,
+            events,
+            "POST",
+            expect=200,
+            path_parameters={"key": "app-key"},
+            body=[{"name": "app/a"}, {"name": "app/b", "data": {"x": 1}}],
+        )
+        call(
+            server.url,
+            events,
+            "POST",
+            expect=401,
+            path_parameters={"key": "other"},
+            body={"name": "app/a"},
+        )
+        call(
+            server.url,
+            events,
+            "POST",
+            expect=400,
+            path_parameters={"key": "app-key"},
+            body=[{"name": "inngest/x"}],
+        )
+        call(
+            server.url,
+            events,
+            "POST",
+            expect=413,
+            path_parameters={"key": "app-key"},
+            body=[{"name": "app/a", "data": {"x": "y" * 3000}}],
+        )
+    with LiveServer(settings.replace(environment="production")) as server:
+        call(
+            server.url,
+            events,
+            "POST",
+            expect=404,
+            path_parameters={"key": "any"},
+            body={"name": "app/a"},
+        )
+    with LiveServer(make_settings(UNREACHABLE_DATABASE)) as server:
+        call(
+            server.url,
+            events,
+            "POST",
+            expect=503,
+            path_parameters={"key": "any"},
+            body={"name": "app/a"},
+        )

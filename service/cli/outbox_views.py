@@ -114,6 +114,7 @@ def row_document(row: EventRow) -> dict[str, Any]:
         "locked_by": row.locked_by,
         "locked_until": iso(row.locked_until),
         "replay_of": row.replay_of,
+        "env": row.env,
     }
     if row.payload is not None:
         document["payload"] = json.loads(row.payload)

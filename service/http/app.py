@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service.config import Settings
-from service.http import routes
+from service.http import event_api, routes
 from service.http.auth import RotatingCookieStorage
-from service.http.group_commit import SyncEventWriter
+from service.http.group_commit import OutboxWriter
 from service.http.keys import ENGINE, METRICS, NEW_WORK, NEXTAUTH, SESSIONS, SETTINGS, WRITER
 from service.http.nextauth import NextAuthReader
 from service.http.problems import problem_middleware
@@ -48,7 +48,9 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     app.cleanup_ctx.append(_writer)
     if relay:
         app.cleanup_ctx.append(_relay)
+    app.on_startup.append(_announce_event_api)
     app.router.add_post("/api", routes.post_sync)
+    app.router.add_post("/e/{key}", event_api.post_events)
     app.router.add_get("/api/settings", routes.get_settings)
     app.router.add_put("/api/settings", routes.put_settings)
     app.router.add_get("/health", routes.health)
@@ -56,6 +58,11 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     app.router.add_get("/metrics", routes.metrics_page)
     app.router.add_get("/openapi.yaml", routes.openapi_spec)
     return app
+
+
+async def _announce_event_api(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    event_api.announce(settings.event_api, settings.is_production)
 
 
 async def _sessions(app: web.Application) -> AsyncIterator[None]:
@@ -81,7 +88,7 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = open_batch_store(settings)
     await store.open()
-    writer = SyncEventWriter(store, int(settings.idempotency_ttl * 1000), on_commit=committed)
+    writer = OutboxWriter(store, int(settings.idempotency_ttl * 1000), on_commit=committed)
     writer.start()
     app[WRITER] = writer
     yield

@@ -1,10 +1,13 @@
-"""Group commit for ``POST /api``: the events of concurrent requests share one transaction.
+"""Group commit: the events of concurrent requests share one transaction.
 
-Each request waits until the transaction holding its event has committed, so a 200 still means
-"durably in the outbox". One writer task takes whatever queued while the previous commit was
-running: under load the batches grow by themselves, and a lone request is written at once
-without waiting on a timer. A batch reads the app settings in the same transaction as it
-inserts, so every event carries the settings that were committed when it was written.
+Two kinds of request feed it: ``POST /api`` submits an ``openapi/app.sync`` event whose data
+the statement completes with the app settings (``submit_sync``), and ``POST /e/{key}``
+submits an app's complete events, all or nothing (``submit_events``). Each request waits
+until the transaction holding its events has committed, so a 200 still means "durably in the
+outbox". One writer task takes whatever queued while the previous commit was running: under
+load the batches grow by themselves, and a lone request is written at once without waiting
+on a timer. A batch reads the app settings in the same transaction as it inserts, so every
+sync event carries the settings that were committed when it was written.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +23,12 @@ from service.errors import DatabaseUnavailable
 from service.store import outbox
 from service.store.batch_store import BatchStore
 from service.store.idempotency import Claim
+from service.store.outbox import NewEvent
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 1000
+# Rows per transaction: a full Event API request (Inngest's own limit) fits in one.
+MAX_BATCH_ROWS = 5000
 
 
 def accepted_body(event_id: str) -> str:
@@ -40,8 +45,8 @@ class Accepted:
     replayed: bool = False
 
 
-class _Request:
-    """One caller waiting for its event to commit."""
+class _SyncRequest:
+    """One ``POST /api`` caller waiting for its event to commit."""
 
     __slots__ = ("claim", "done", "idempotency", "ts", "user")
 
@@ -56,8 +61,17 @@ class _Request:
         self.claim: Claim | None = None
 
 
-class SyncEventWriter:
-    """Writes ``openapi/app.sync`` events in group commits; ``submit`` returns once committed."""
+class _EventsRequest:
+    """One Event API caller waiting for its batch of complete events to commit."""
+
+    __slots__ = ("done", "events")
+
+    def __init__(self, events: Sequence[NewEvent], done: asyncio.Future[None]) -> None:
+        self.events, self.done = events, done
+
+
+class OutboxWriter:
+    """Writes the API's events in group commits; each ``submit_*`` returns once committed."""
 
     def __init__(
         self,
@@ -68,25 +82,29 @@ class SyncEventWriter:
         self._store = store
         self._ttl_ms = idempotency_ttl_ms
         self._on_commit = on_commit
-        self._queue: list[_Request] = []
+        self._syncs: list[_SyncRequest] = []
+        self._sends: list[_EventsRequest] = []
         self._in_flight: dict[tuple[str, str], asyncio.Future[Accepted]] = {}
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sync-event-writer")
+        self._task = asyncio.create_task(self._run(), name="outbox-writer")
 
-    async def submit(
+    def _check_open(self) -> None:
+        if self._closing or self._task is None:
+            raise DatabaseUnavailable("the service is stopping")
+
+    async def submit_sync(
         self, user: dict[str, Any] | None, ts: int, idempotency: tuple[str, str] | None = None
     ) -> Accepted:
-        """Queue an event accepted at ``ts`` (epoch ms); answer once it has committed.
+        """Queue a sync event accepted at ``ts`` (epoch ms); answer once it has committed.
 
         ``idempotency`` is ``(caller, key)``: a repeat of a key answers the first response.
         Raises ``DatabaseUnavailable`` when the transaction failed or the writer is stopping.
         """
-        if self._closing or self._task is None:
-            raise DatabaseUnavailable("the service is stopping")
+        self._check_open()
         if idempotency is not None and idempotency in self._in_flight:
             first = await asyncio.shield(self._in_flight[idempotency])
             return Accepted(first.body, replayed=True)
@@ -94,13 +112,23 @@ class SyncEventWriter:
         if idempotency is not None:
             self._in_flight[idempotency] = done
             done.add_done_callback(lambda _f: self._in_flight.pop(idempotency, None))
-        self._queue.append(_Request(user, ts, idempotency, done))
+        self._syncs.append(_SyncRequest(user, ts, idempotency, done))
         self._wake.set()
         if idempotency is not None:
             # Repeats wait on this future: a leader that goes away must not cancel it.
             return await asyncio.shield(done)
         # A caller that goes away cancels only its own future: the batch is written anyway.
         return await done
+
+    async def submit_events(self, events: Sequence[NewEvent]) -> None:
+        """Queue complete events, to be written together; return once they have committed.
+        An event whose id is stored already is a repeat of a committed send: it is left out.
+        Raises ``DatabaseUnavailable`` when the transaction failed or the writer is stopping."""
+        self._check_open()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sends.append(_EventsRequest(events, done))
+        self._wake.set()
+        await done
 
     async def close(self) -> None:
         """Stop taking events, write what is queued, end the writer task, close the store."""
@@ -114,51 +142,68 @@ class SyncEventWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if not self._queue:
+            if not self._syncs and not self._sends:
                 if self._closing:
                     return
                 continue
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            if self._queue or self._closing:
+            syncs, sends = self._take()
+            if self._syncs or self._sends or self._closing:
                 self._wake.set()
-            await self._write(batch)
+            await self._write(syncs, sends)
 
-    async def _write(self, batch: list[_Request]) -> None:
-        ids = outbox.new_ids(len(batch))
-        for request, event_id in zip(batch, ids, strict=True):
+    def _take(self) -> tuple[list[_SyncRequest], list[_EventsRequest]]:
+        """The next batch: at most MAX_BATCH_ROWS rows, or one request larger than that."""
+        syncs, self._syncs = self._syncs[:MAX_BATCH_ROWS], self._syncs[MAX_BATCH_ROWS:]
+        rows, taken = len(syncs), 0
+        for send in self._sends:
+            if rows and rows + len(send.events) > MAX_BATCH_ROWS:
+                break
+            rows += len(send.events)
+            taken += 1
+        sends, self._sends = self._sends[:taken], self._sends[taken:]
+        return syncs, sends
+
+    async def _write(self, syncs: list[_SyncRequest], sends: list[_EventsRequest]) -> None:
+        ids = outbox.new_ids(len(syncs))
+        for request, event_id in zip(syncs, ids, strict=True):
             if request.idempotency is not None:
                 caller, key = request.idempotency
                 body, expires = accepted_body(event_id), request.ts + self._ttl_ms
                 request.claim = Claim(caller, key, event_id, body, request.ts, expires)
-        claims = [r.claim for r in batch if r.claim is not None]
-        events = [
+        claims = [r.claim for r in syncs if r.claim is not None]
+        shells = [
             outbox.event_shell(r.user, r.ts, event_id=event_id)
-            for r, event_id in zip(batch, ids, strict=True)
+            for r, event_id in zip(syncs, ids, strict=True)
         ]
+        events = [event for send in sends for event in send.events] if sends else []
         try:
-            held = await self._store.write(claims, events)
+            written = await self._store.write(claims, shells, events)
         except Exception as error:
-            self._fail(batch, error)
+            self._fail([*syncs, *sends], error)
             return
-        for request, event_id in zip(batch, ids, strict=True):
+        held = written.held
+        for request, event_id in zip(syncs, ids, strict=True):
             if request.done.done():
                 continue
             if request.claim is not None and request.claim in held:
                 request.done.set_result(Accepted(held[request.claim], replayed=True))
             else:
                 request.done.set_result(Accepted(accepted_body(event_id)))
+        for send in sends:
+            if not send.done.done():
+                send.done.set_result(None)
         with contextlib.suppress(Exception):
-            self._on_commit(len(batch) - len(held))
+            self._on_commit(len(syncs) - len(held) + written.new_events)
 
     @staticmethod
-    def _fail(batch: list[_Request], error: Exception) -> None:
+    def _fail(batch: Sequence[_SyncRequest | _EventsRequest], error: Exception) -> None:
         failure = (
             error
             if isinstance(error, DatabaseUnavailable)
             else DatabaseUnavailable(f"outbox write failed: {type(error).__name__}")
         )
         log.error(
-            "outbox write failed for %d events: %s",
+            "outbox write failed for %d requests: %s",
             len(batch),
             failure,
             extra={"action": "ingest.write_failed"},

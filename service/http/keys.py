@@ -9,13 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.http.auth import RotatingCookieStorage
-from service.http.group_commit import SyncEventWriter
+from service.http.group_commit import OutboxWriter
 from service.http.nextauth import NextAuthReader
 from service.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
-WRITER = web.AppKey("writer", SyncEventWriter)
+WRITER = web.AppKey("writer", OutboxWriter)
 # Set whenever events were committed: the in-process relay waits on it.
 NEW_WORK = web.AppKey("new_work", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)

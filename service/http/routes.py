@@ -60,7 +60,7 @@ async def post_sync(request: web.Request) -> web.Response:
     except InvalidInput as exc:
         raise problem(400, "Bad Request", str(exc)) from exc
     await _json_body(request, required=False)
-    answer = await request.app[WRITER].submit(caller.user, accepted_at, idempotency)
+    answer = await request.app[WRITER].submit_sync(caller.user, accepted_at, idempotency)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return web.Response(text=answer.body, content_type="application/json", headers=headers)
 

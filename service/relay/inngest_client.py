@@ -22,6 +22,7 @@ import aiohttp
 from service.config import InngestSettings
 from service.json_reader import MalformedJson, parse_json
 
+ENV_HEADER = "x-inngest-env"
 MAX_ERROR_CHARS = 500
 """Server error texts are cut to this length: they end up in ``last_error`` and in logs."""
 
@@ -123,8 +124,9 @@ class InngestClient:
             "user-agent": user_agent(),
         }
 
-    async def send(self, payloads: Sequence[bytes]) -> SendResult:
-        """POST ``payloads`` (each one JSON object, UTF-8) as one JSON array and classify it."""
+    async def send(self, payloads: Sequence[bytes], env: str | None = None) -> SendResult:
+        """POST ``payloads`` (each one JSON object, UTF-8) as one JSON array, to the Inngest
+        environment ``env`` (``x-inngest-env``; None: the key's own), and classify it."""
         if not payloads:
             # Nothing to say: an empty array would cost a round trip and prove nothing.
             return SendResult(SendStatus.OK, accepted=0)
@@ -136,7 +138,7 @@ class InngestClient:
             async with self._session.post(
                 self._settings.endpoint,
                 data=body,
-                headers=self._headers,
+                headers=self._headers if env is None else {**self._headers, ENV_HEADER: env},
                 timeout=self._timeout,
                 # A redirect would replay the key to wherever Location points, and aiohttp
                 # turns a redirected POST into a GET; a 3xx is simply not an answer.

@@ -31,6 +31,14 @@ from service.timefmt import human_age, iso
 log = logging.getLogger(__name__)
 
 
+def by_environment(rows: Sequence[ClaimedRow]) -> list[list[ClaimedRow]]:
+    """The rows grouped by their Inngest environment, in order: one request goes to one."""
+    groups: dict[str | None, list[ClaimedRow]] = {}
+    for row in rows:
+        groups.setdefault(row.env, []).append(row)
+    return list(groups.values())
+
+
 def split_by_size(
     rows: Sequence[ClaimedRow], max_count: int, max_bytes: int
 ) -> Iterator[list[ClaimedRow]]:
@@ -85,7 +93,11 @@ class Deliverer:
         its lease could have passed to another relay: the rest are handed back, due now."""
         s = self._settings
         outcome = BatchOutcome()
-        queue = deque(split_by_size(rows, s.batch_size, s.batch_max_bytes))
+        queue = deque(
+            chunk
+            for group in by_environment(rows)
+            for chunk in split_by_size(group, s.batch_size, s.batch_max_bytes)
+        )
         while queue:
             if self._clock.monotonic() > send_until:
                 self._release(outcome, _rows_of(queue), self._clock.now_ms())
@@ -134,7 +146,8 @@ class Deliverer:
 
     async def _send(self, chunk: list[ClaimedRow]) -> SendResult:
         started = time.perf_counter()
-        result = await self._client.send([row.payload for row in chunk])
+        # A chunk never mixes environments (``by_environment``); splits keep it so.
+        result = await self._client.send([row.payload for row in chunk], env=chunk[0].env)
         self._metrics.send_seconds.observe(time.perf_counter() - started)
         self._metrics.attempts.labels(result.status.value).inc()
         if result.status is SendStatus.TRANSIENT:

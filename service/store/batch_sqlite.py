@@ -13,12 +13,14 @@ import socket
 import sys
 from collections.abc import Iterator, Sequence
 
+import orjson
+
 from service.config import Settings
 from service.errors import DatabaseUnavailable
-from service.store.batch_sql import Held
+from service.store.batch_sql import Written
 from service.store.engine import sqlite_path
 from service.store.idempotency import Claim
-from service.store.outbox import EventShell
+from service.store.outbox import EventShell, NewEvent
 from service.store.sqlite_wire import frame, read_frame
 
 # The module the writer process runs (``python -m``); it appears in ``ps`` beside the server.
@@ -43,14 +45,17 @@ class SqliteBatchStore:
         with contextlib.suppress(OSError):
             await self._connection()
 
-    async def write(self, claims: Sequence[Claim], events: Sequence[EventShell]) -> Held:
+    async def write(
+        self, claims: Sequence[Claim], shells: Sequence[EventShell], events: Sequence[NewEvent]
+    ) -> Written:
         header = json.dumps([dataclasses.astuple(c) for c in claims]).encode()
-        rows = json.dumps([(e.id, e.head, e.tail, e.created_at) for e in events]).encode()
+        rows = json.dumps([(e.id, e.head, e.tail, e.created_at) for e in shells]).encode()
+        complete = orjson.dumps([(e.id, e.name, e.payload, e.created_at, e.env) for e in events])
         timeout = self._settings.sqlite_busy_timeout_ms / 1000 + STUCK_AFTER_S
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await self._connection()
-                writer.write(frame(header) + frame(rows))
+                writer.write(frame(header) + frame(rows) + frame(complete))
                 answer = json.loads(await read_frame(reader))
         except (OSError, EOFError, ValueError, TimeoutError) as error:
             # Whatever the writer did with this batch, its answer is lost: start afresh.
@@ -63,7 +68,8 @@ class SqliteBatchStore:
             await self._stop(kill=False)
             raise DatabaseUnavailable(str(answer["error"]))
         by_key = {(c.caller, c.key): c for c in claims}
-        return {by_key[caller, key]: response for caller, key, response in answer["held"]}
+        held = {by_key[caller, key]: response for caller, key, response in answer["held"]}
+        return Written(held, int(answer["new_events"]))
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = self._reader, self._writer

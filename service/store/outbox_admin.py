@@ -12,7 +12,7 @@ import collections
 import enum
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Row, and_, delete, func, select, update
@@ -192,12 +192,14 @@ class EventRow:
     last_error: str | None
     replay_of: str | None
     first_failed_at: int | None = None
+    env: str | None = None
     payload: str | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> EventRow:
-        values = dict(row._mapping)
-        values.setdefault("payload", None)
+        # The fields an operator sees; columns kept for the relay's own use are left out.
+        mapping = row._mapping
+        values: dict[str, Any] = {f.name: mapping.get(f.name) for f in fields(cls)}
         return cls(**values)
 
 
@@ -252,14 +254,17 @@ class ReplayResult:
     dry_run: bool = False
 
 
-def resent_event(original_payload: str, name: str, new_id: str, at: int, of: str) -> NewEvent:
-    """A copy of a stored event under ``new_id``: only the payload's ``id`` changes (``ts`` is
-    still the original acceptance time); the row itself is accepted ``at``, due at once."""
+def resent_event(
+    original_payload: str, name: str, new_id: str, at: int, of: str, env: str | None = None
+) -> NewEvent:
+    """A copy of a stored event under ``new_id``, for the same environment: only the payload's
+    ``id`` changes (``ts`` is still the original acceptance time); the row itself is accepted
+    ``at``, due at once."""
     document = json.loads(original_payload)
     if not isinstance(document, dict):
         raise InvalidInput(f"event {of} has a payload that is not a JSON object")
     document["id"] = new_id  # keeps the key's position: dicts keep their order
-    return NewEvent(new_id, name, at, dumps(document), replay_of=of)
+    return NewEvent(new_id, name, at, dumps(document), replay_of=of, env=env)
 
 
 UNLOCKED: dict[str, Any] = {"locked_by": None, "locked_until": None}
@@ -319,12 +324,14 @@ class _Stored(NamedTuple):
     name: str
     status: str
     payload: str
+    env: str | None
 
 
 async def _rows_for_replay(
     conn: AsyncConnection, ids: Sequence[str], *, lock: bool
 ) -> dict[str, _Stored]:
-    statement = select(t.c.seq, t.c.id, t.c.name, t.c.status, t.c.payload).where(t.c.id.in_(ids))
+    columns = (t.c.seq, t.c.id, t.c.name, t.c.status, t.c.payload, t.c.env)
+    statement = select(*columns).where(t.c.id.in_(ids))
     if lock and conn.dialect.name == "postgresql":
         # A concurrent replay of the same delivered row waits, then sees the same row: two
         # operators re-sending at once each get their copy, as each asked.
@@ -340,7 +347,7 @@ async def _apply_replay(conn: AsyncConnection, rows: dict[str, _Stored]) -> dict
         for event_id in (await conn.execute(_requeue(dead, at))).scalars():
             done[event_id] = ReplayResult(event_id, ReplayAction.REQUEUED)
     copies = [
-        resent_event(row.payload, row.name, new_ids(1)[0], at, row.id)
+        resent_event(row.payload, row.name, new_ids(1)[0], at, row.id, row.env)
         for row in rows.values()
         if row.status == DELIVERED
     ]

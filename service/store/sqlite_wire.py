@@ -1,8 +1,9 @@
 """The frames between the web process and the SQLite writer process.
 
-A frame is a 4-byte big-endian length and that many bytes of JSON. A request is two frames: the
-claims, then the events as ``[[id, head, tail, created_at], ...]``, which the insert takes as
-they are. The answer is one frame: ``{"held": [[caller, key, response], ...]}`` or
+A frame is a 4-byte big-endian length and that many bytes of JSON. A request is three frames:
+the claims, the shells as ``[[id, head, tail, created_at], ...]`` and the complete events as
+``[[id, name, payload, created_at, env], ...]``, which the inserts take as they are. The answer
+is one frame: ``{"held": [[caller, key, response], ...], "new_events": n}`` or
 ``{"error": text}``.
 """
 

@@ -24,9 +24,10 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from service.store.batch_sql import COLUMNS, SETTINGS_DOCUMENT
+from service.store.batch_sql import COLUMNS, EVENT_COLUMNS, ON_REPEAT, SETTINGS_DOCUMENT
 from service.store.engine import apply_sqlite_pragmas, sqlite_file_identity
 from service.store.idempotency import Claim, claim_sqlite
 from service.store.outbox import EVENT_NAME
@@ -43,6 +44,26 @@ SQLITE_INSERT = (
     " 'pending', 0, json_extract(e.value, '$[3]'), json_extract(e.value, '$[3]')"
     f" FROM {SETTINGS_DOCUMENT}, json_each(?) AS e ORDER BY e.key"
 )
+# Complete events come as one JSON array of [id, name, payload, created_at, env] rows. The
+# WHERE is SQLite's way to tell an upsert's ON CONFLICT from a join's ON.
+SQLITE_INSERT_EVENTS = (
+    f"INSERT INTO outbox_events ({EVENT_COLUMNS})"
+    " SELECT json_extract(e.value, '$[0]'), json_extract(e.value, '$[1]'),"
+    " json_extract(e.value, '$[2]'), 'pending', 0, json_extract(e.value, '$[3]'),"
+    " json_extract(e.value, '$[3]'), json_extract(e.value, '$[4]')"
+    f" FROM json_each(?) AS e WHERE true ORDER BY e.key {ON_REPEAT}"
+)
+EMPTY = b"[]"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One group commit as the web process sent it: claims, and the JSON arrays of the shells
+    and of the complete events."""
+
+    claims: list[list[Any]]
+    shells: bytes
+    events: bytes
 
 
 class Writer:
@@ -60,12 +81,13 @@ class Writer:
         # a few. ``write`` retries at once instead, every RETRY_BUSY_S, as long as that allowed.
         self._conn.execute("PRAGMA busy_timeout=0")
 
-    def write(self, claims: list[list[Any]], rows: bytes) -> list[list[Any]]:
-        """Write one batch; return ``[caller, key, response]`` of the keys already held."""
+    def write(self, batch: Batch) -> dict[str, Any]:
+        """Write one batch; answer ``[caller, key, response]`` of the keys already held, and
+        how many complete events were new."""
         deadline = time.monotonic() + self._busy_timeout
         while True:
             try:
-                return self._write(claims, rows)
+                return self._write(batch)
             except sqlite3.OperationalError as error:
                 # Busy means the lock was not taken: nothing of the batch was written.
                 busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # extended codes too
@@ -73,29 +95,39 @@ class Writer:
                     raise
             time.sleep(RETRY_BUSY_S)
 
-    def _write(self, claims: list[list[Any]], rows: bytes) -> list[list[Any]]:
+    def _write(self, batch: Batch) -> dict[str, Any]:
         if sqlite_file_identity(self._path) != self._file:
             # An open connection writes on into a deleted or replaced file: the events would be
             # acknowledged and then gone. Refuse; the next batch starts a writer that reopens it.
             raise sqlite3.OperationalError("the database file was removed or replaced")
         conn = self._conn
-        if not claims:
+        shells, events = batch.shells != EMPTY, batch.events != EMPTY
+        if not batch.claims and not (shells and events):
             # A lone statement is its own transaction; it takes the write lock as it starts.
-            conn.execute(SQLITE_INSERT, (EVENT_NAME, rows))
-            return []
+            if events:
+                return {"held": [], "new_events": self._insert_events(batch.events)}
+            conn.execute(SQLITE_INSERT, (EVENT_NAME, batch.shells))
+            return {"held": [], "new_events": 0}
         conn.execute("BEGIN IMMEDIATE")
         try:
-            held = claim_sqlite(conn, [Claim(*row) for row in claims])
+            held = claim_sqlite(conn, [Claim(*row) for row in batch.claims])
+            rows = batch.shells
             if held:
                 answered = {claim.event_id for claim in held}
                 rows = json.dumps([r for r in json.loads(rows) if r[0] not in answered]).encode()
-            conn.execute(SQLITE_INSERT, (EVENT_NAME, rows))
+            if shells:
+                conn.execute(SQLITE_INSERT, (EVENT_NAME, rows))
+            new_events = self._insert_events(batch.events) if events else 0
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        return [[claim.caller, claim.key, response] for claim, response in held.items()]
+        held_keys = [[claim.caller, claim.key, response] for claim, response in held.items()]
+        return {"held": held_keys, "new_events": new_events}
+
+    def _insert_events(self, events: bytes) -> int:
+        return self._conn.execute(SQLITE_INSERT_EVENTS, (events,)).rowcount
 
     def close(self) -> None:
         self._conn.close()
@@ -109,12 +141,13 @@ def serve(sock: socket.socket, path: str, busy_timeout_ms: int, synchronous: str
     writer: Writer | None = None
     try:
         while (header := read_frame_blocking(stream)) is not None:
-            rows = read_frame_blocking(stream)
-            if rows is None:
+            shells = read_frame_blocking(stream)
+            events = read_frame_blocking(stream)
+            if shells is None or events is None:
                 return
             try:
                 writer = writer or Writer(path, busy_timeout_ms, synchronous)
-                answer: dict[str, Any] = {"held": writer.write(json.loads(header), rows)}
+                answer = writer.write(Batch(json.loads(header), shells, events))
             except sqlite3.Error as error:
                 answer = {"error": f"{type(error).__name__}: {error}"}
             sock.sendall(frame(json.dumps(answer).encode()))

@@ -59,6 +59,8 @@ outbox_events = Table(
     Column("first_failed_at", BigInteger),
     Column("completed_at", BigInteger),
     Column("replay_of", String(36)),
+    # The Inngest environment an app named (``x-inngest-env``); the relay sends it along.
+    Column("env", String(256)),
     CheckConstraint(f"status IN {STATUSES!r}".replace('"', "'"), name="status"),
 )
 

@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a file: make the bench package importabl
 from bench.cli import run_main
 from bench.databases import backends, fresh_database
 from bench.load import WrkResult, ensure_wrk, run_wrk
-from bench.output import fmt, print_table, say, warn
+from bench.output import fmt, print_table, say, statuses_cell, warn
 from bench.payloads import write_body
 from bench.processes import Processes, clean_env, log_problems
 from bench.results import workdir, write_results
@@ -40,15 +40,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--body-bytes", type=int, default=1024, help="size of the JSON body")
 
 
-async def run_wrk_on(wrk: str, server: Server, body: Path, args: argparse.Namespace) -> WrkResult:
-    """The one wrk command of every target."""
+async def run_wrk_on(
+    wrk: str,
+    server: Server,
+    body: Path,
+    args: argparse.Namespace,
+    path: str = "/api",
+    *,
+    seeded: bool = False,
+) -> WrkResult:
+    """The one wrk command of every target (of bench/events.py's too, on its path)."""
     return await run_wrk(
         wrk,
-        f"{server.url}/api",
+        f"{server.url}{path}",
         body,
         threads=args.threads,
         connections=args.connections,
         duration=args.duration,
+        seeded=seeded,
     )
 
 
@@ -153,7 +162,7 @@ def print_summary(summary: list[dict[str, Any]], args: argparse.Namespace) -> No
                 fmt(s["p50_ms"], 2),
                 fmt(s["p99_ms"], 2),
                 fmt(s["ratio_to_bare"], 3),
-                ", ".join(f"{k}: {v}" for k, v in s["non_2xx"].items()) or "0",
+                statuses_cell(s["non_2xx"]),
                 fmt(s["socket_errors"]),
                 ", ".join(s["checks"]),
             ]

@@ -26,9 +26,9 @@ import aiohttp
 
 from bench.cli import run_main
 from bench.databases import backends, fresh_database
-from bench.ingest import check_rows, summarize
-from bench.load import WrkResult, ensure_wrk, run_wrk
-from bench.output import fmt, print_table, say, warn
+from bench.ingest import check_rows, run_wrk_on, summarize
+from bench.load import WrkResult, ensure_wrk
+from bench.output import fmt, print_table, say, statuses_cell, warn
 from bench.payloads import sample_document
 from bench.processes import BenchError, Processes, clean_env, log_problems
 from bench.results import workdir, write_results
@@ -74,16 +74,8 @@ async def warm_up(url: str, body: bytes) -> None:
 
 
 async def load(wrk: str, server: Server, body: Path, args: argparse.Namespace) -> WrkResult:
-    """The one wrk command of every target: a seed per request, as the SDKs send."""
-    return await run_wrk(
-        wrk,
-        f"{server.url}/e/{APP_KEY}",
-        body,
-        threads=args.threads,
-        connections=args.connections,
-        duration=args.duration,
-        seeded=True,
-    )
+    """ingest's wrk command on the Event API: a seed per request, as the SDKs send."""
+    return await run_wrk_on(wrk, server, body, args, f"/e/{APP_KEY}", seeded=True)
 
 
 async def run_target(
@@ -143,7 +135,7 @@ def print_tables(single: list[dict[str, Any]], batch: list[dict[str, Any]], args
                 fmt(s["p50_ms"], 2),
                 fmt(s["p99_ms"], 2),
                 fmt(s["ratio_to_bare"], 3),
-                ", ".join(f"{k}: {v}" for k, v in s["non_2xx"].items()) or "0",
+                statuses_cell(s["non_2xx"]),
                 ", ".join(s["checks"]),
             ]
             for s in single
@@ -160,7 +152,7 @@ def print_tables(single: list[dict[str, Any]], batch: list[dict[str, Any]], args
                 fmt(s["events_per_s"], 0),
                 fmt(BATCH_GOALS.get(s["target"]), 0),
                 fmt(s["p99_ms"], 2),
-                ", ".join(f"{k}: {v}" for k, v in s["non_2xx"].items()) or "0",
+                statuses_cell(s["non_2xx"]),
                 ", ".join(s["checks"]),
             ]
             for s in batch

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: make the bench package importabl
 from bench.cli import run_main
 from bench.databases import backends, fresh_database
 from bench.load import WrkResult, ensure_wrk, run_wrk
-from bench.output import fmt, print_table, say, warn
+from bench.output import fmt, print_table, say, statuses_cell, warn
 from bench.payloads import write_body
 from bench.processes import Processes, clean_env, log_problems
 from bench.results import workdir, write_results
@@ -49,17 +49,22 @@ async def run_wrk_on(
     server: Server,
     body: Path,
     args: argparse.Namespace,
+    path: str = "/api",
+    *,
     credential: tuple[str, str] | None = None,
+    seeded: bool = False,
 ) -> WrkResult:
-    """The one wrk command of every target (the bench token unless another ``credential``)."""
+    """The one wrk command of every target (of bench/events.py's too, on its path; the bench
+    token unless another ``credential``)."""
     return await run_wrk(
         wrk,
-        f"{server.url}/api",
+        f"{server.url}{path}",
         body,
         threads=args.threads,
         connections=args.connections,
         duration=args.duration,
         credential=credential,
+        seeded=seeded,
     )
 
 
@@ -116,7 +121,7 @@ async def run_service(
         try:
             await post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body, credential)
             before = await db.count()
-            result = await run_wrk_on(wrk, server, body, args, credential)
+            result = await run_wrk_on(wrk, server, body, args, credential=credential)
             rows = await db.settled_count() - before
         finally:
             procs.stop(server.process)
@@ -177,7 +182,7 @@ def print_summary(summary: list[dict[str, Any]], args: argparse.Namespace) -> No
                 fmt(s["p50_ms"], 2),
                 fmt(s["p99_ms"], 2),
                 fmt(s["ratio_to_bare"], 3),
-                ", ".join(f"{k}: {v}" for k, v in s["non_2xx"].items()) or "0",
+                statuses_cell(s["non_2xx"]),
                 fmt(s["socket_errors"]),
                 ", ".join(s["checks"]),
             ]

@@ -47,3 +47,8 @@ def fmt(value: float | int | None, digits: int = 1) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:,.{digits}f}"
+
+
+def statuses_cell(counts: dict[str, int]) -> str:
+    """A table cell of answers by status (``503: 4, 500: 1``), ``0`` when there were none."""
+    return ", ".join(f"{status}: {n}" for status, n in counts.items()) or "0"

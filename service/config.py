@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,6 @@ INNGEST_DEV_ORIGIN = "http://127.0.0.1:8288"
 DEFAULT_SQLITE_PATH = Path("var") / "service.db"
 # What a limit that may be switched off takes to say "no limit".
 NO_LIMIT = ("never", "none", "off")
-DEV_SECRET_FILE = Path("var") / "dev-session-secret"
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_DISTINCT = 10  # a hex string of 32 random characters has about 15
 ENVIRONMENTS = ("development", "production")
@@ -333,24 +331,6 @@ def check_secret_strength(variable: str, secret: str) -> None:
         )
     if len(set(secret)) < MIN_SECRET_DISTINCT:
         raise ConfigError(variable, "too weak: use random characters (e.g. `openssl rand -hex 32`)")
-
-
-def development_secret(path: Path = DEV_SECRET_FILE) -> str:
-    """The session secret of development mode: made once, kept in ``var/`` for the CLI too."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        # Created readable by its owner only, never briefly by others; O_EXCL: a process that
-        # lost the race to create it reads the winner's secret instead.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as file:
-            file.write(secret + "\n")
-        return secret
 
 
 def _previous_secrets(read: _Reader) -> tuple[str, ...]:

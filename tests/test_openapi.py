@@ -226,55 +226,22 @@ def test_event_api_answers_conform(settings: Settings) -> None:
     keyed = settings.replace(
         event_api=EventApiSettings(keys=("app-key",), max_body_bytes=2048, max_event_bytes=1024)
     )
-    events = "/e/{key}"
-    with LiveServer(keyed) as server:
-        call(
-            server.url,
-            events,
-            "POST",
-            expect=200,
-            path_parameters={"key": "app-key"},
-            body=[{"name": "app/a"}, {"name": "app/b", "data": {"x": 1}}],
-        )
-        call(
-            server.url,
-            events,
-            "POST",
-            expect=401,
-            path_parameters={"key": "other"},
-            body={"name": "app/a"},
-        )
-        call(
-            server.url,
-            events,
-            "POST",
-            expect=400,
-            path_parameters={"key": "app-key"},
-            body=[{"name": "inngest/x"}],
-        )
-        call(
-            server.url,
-            events,
-            "POST",
-            expect=413,
-            path_parameters={"key": "app-key"},
-            body=[{"name": "app/a", "data": {"x": "y" * 3000}}],
-        )
-    with LiveServer(settings.replace(environment="production")) as server:
-        call(
-            server.url,
-            events,
-            "POST",
-            expect=404,
-            path_parameters={"key": "any"},
-            body={"name": "app/a"},
-        )
-    with LiveServer(make_settings(UNREACHABLE_DATABASE)) as server:
-        call(
-            server.url,
-            events,
-            "POST",
-            expect=503,
-            path_parameters={"key": "any"},
-            body={"name": "app/a"},
-        )
+    big = [{"name": "app/a", "data": {"x": "y" * 3000}}]
+    cases = [
+        (keyed, 200, "app-key", [{"name": "app/a"}, {"name": "app/b", "data": {"x": 1}}]),
+        (keyed, 401, "other", {"name": "app/a"}),
+        (keyed, 400, "app-key", [{"name": "inngest/x"}]),
+        (keyed, 413, "app-key", big),
+        (settings.replace(environment="production"), 404, "any", {"name": "app/a"}),
+        (make_settings(UNREACHABLE_DATABASE), 503, "any", {"name": "app/a"}),
+    ]
+    for served, status, key, body in cases:
+        with LiveServer(served) as server:
+            call(
+                server.url,
+                "/e/{key}",
+                "POST",
+                expect=status,
+                path_parameters={"key": key},
+                body=body,
+            )

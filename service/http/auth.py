@@ -7,9 +7,12 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,10 +20,31 @@ from aiohttp_session import AbstractStorage
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet, MultiFernet
 
-from service.config import Settings, development_secret
+from service.config import Settings
 from service.http.nextauth import NextAuthReader, SessionRefused
 
+# Where `make run` keeps the development session secret, for the server and the CLI alike.
+DEV_SECRET_FILE = Path("var") / "dev-session-secret"
+
 NO_CREDENTIALS = "Send a session cookie or an `Authorization: Bearer` internal token."
+
+
+def development_secret(path: Path = DEV_SECRET_FILE) -> str:
+    """The session secret of development mode: made once, kept in ``var/`` for the CLI too."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        # Created readable by its owner only, never briefly by others; O_EXCL: a process that
+        # lost the race to create it reads the winner's secret instead.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as file:
+            file.write(secret + "\n")
+        return secret
 
 
 class Unauthenticated(Exception):

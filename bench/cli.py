@@ -63,3 +63,11 @@ def run_main(
         warn(f"{name}: {exc}")
         code = 1
     sys.exit(code)
+
+
+def add_wrk_arguments(p: argparse.ArgumentParser) -> None:
+    """The wrk options that ingest.py and events.py share (so their runs are the same load)."""
+    p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (whole)")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections")
+    p.add_argument("--repeats", type=int, default=3, help="runs per target (medians)")

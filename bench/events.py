@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a file: make the bench package importabl
 
 import aiohttp
 
-from bench.cli import run_main
+from bench.cli import add_wrk_arguments, run_main
 from bench.databases import backends, fresh_database
 from bench.ingest import check_rows, run_wrk_on, summarize
 from bench.load import WrkResult, ensure_wrk
@@ -43,10 +43,7 @@ BATCH_GOALS = {"sqlite": 30_000, "postgresql": 20_000}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (whole)")
-    p.add_argument("--threads", type=int, default=2, help="wrk threads")
-    p.add_argument("--connections", type=int, default=64, help="wrk connections")
-    p.add_argument("--repeats", type=int, default=3, help="runs per target (medians)")
+    add_wrk_arguments(p)
     p.add_argument("--event-bytes", type=int, default=1024, help="size of the lone event")
     p.add_argument("--batch", type=int, default=100, help="events per request, second table")
     p.add_argument("--batch-event-bytes", type=int, default=256, help="size of each of those")

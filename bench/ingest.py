@@ -20,7 +20,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the bench package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cli import run_main
+from bench.cli import add_wrk_arguments, run_main
 from bench.databases import backends, fresh_database
 from bench.load import WrkResult, ensure_wrk, run_wrk
 from bench.output import fmt, print_table, say, statuses_cell, warn
@@ -37,10 +37,7 @@ COOKIE = "+nextauth"  # the suffix of a target whose credential is a next-auth v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (whole)")
-    p.add_argument("--threads", type=int, default=2, help="wrk threads")
-    p.add_argument("--connections", type=int, default=64, help="wrk connections")
-    p.add_argument("--repeats", type=int, default=3, help="runs per target (medians)")
+    add_wrk_arguments(p)
     p.add_argument("--body-bytes", type=int, default=1024, help="size of the JSON body")
 
 

@@ -80,6 +80,7 @@ class Prober:
                 return
             # The row that falls due first, due or not: a probe must not wait for a row's
             # backoff (up to RELAY_BACKOFF_MAX), or recovery would wait as long.
+            relay.wake.clear()  # as before any claim: a wake-up from now on is news
             claim = await relay.claim(stop, 1, early=True)
             if claim is None:
                 return

@@ -10,7 +10,7 @@ RUNTIME_LOCK := requirements/runtime.txt
 # next-auth's own session cookies (tests/js) and Inngest's JS SDKs (tests/inngest-js).
 JS_STAMPS := tests/js/node_modules/.installed tests/inngest-js/node_modules/.installed
 
-.PHONY: run test lint format install lock bench clean
+.PHONY: run test lint format docs install lock bench clean
 
 # The locked set first (pip, setuptools and wheel included), then the project itself, editable,
 # built with those locked tools: nothing unpinned is fetched.
@@ -59,6 +59,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## Rewrite the README's configuration table from the settings' declarations (service/config/)
+docs: $(STAMP)
+	$(BIN)/python -m service.config.table README.md
 
 ## Benchmarks (ingest, events, relay, lag, inline, faults; wrk, SQLite and PostgreSQL at
 ## 127.0.0.1:5432): tables on stdout, JSON in bench/results/. All run; the target fails if any did.

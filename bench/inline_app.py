@@ -14,8 +14,8 @@ import aiohttp
 from aiohttp import web
 
 from bench.servers import TOKEN, serve_app
-from service.store.engine import now_ms
-from service.store.outbox import new_event
+from service.events.ids import now_ms
+from service.events.payload import new_event
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 ENDPOINT = web.AppKey("endpoint", str)

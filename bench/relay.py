@@ -2,7 +2,7 @@
 """bench/relay.py: how fast ``service relay`` drains a backlog, and what memory it holds.
 
 For each backend: a fresh migrated database is filled with ``--rows`` pending events (bulk
-SQL; payloads built by the service's own ``outbox.new_event``), the plan of the relay's claim
+SQL; payloads built by the service's own ``payload.new_event``), the plan of the relay's claim
 statement is shown (it must use ``ix_outbox_events_due``), then one ``service relay`` process
 delivers everything to ``bench.receiver``. The bench polls the count of pending rows and the
 relay's VmRSS until nothing is pending, and reports events/s and memory (start, end, peak).
@@ -69,8 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 async def fill(db: Database, rows: int, payload_bytes: int) -> float:
     """Insert ``rows`` pending events shaped like real ones; return the seconds it took."""
-    from service.store.engine import now_ms
-    from service.store.outbox import EVENT_NAME, new_event
+    from service.events.ids import now_ms
+    from service.events.payload import EVENT_NAME, new_event
 
     ts = now_ms()
     template = new_event(sample_document(payload_bytes), USER, ts, event_id=PLACEHOLDER)
@@ -97,8 +97,8 @@ async def capture_claim(engine: Any) -> tuple[str, Any]:
     and aborted before they run (nothing is claimed)."""
     from sqlalchemy import event
 
+    from service.events.ids import now_ms
     from service.store import outbox
-    from service.store.engine import now_ms
 
     captured: dict[str, Any] = {}
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from service.config import Settings
+from service.store.backend import backend_for
 from service.store.tables import metadata
 
 config = context.config
@@ -24,11 +25,12 @@ def _database_url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    backend = backend_for(Settings(database_url=_database_url()))
     context.configure(
         connection=connection,
         target_metadata=metadata,
         # SQLite alters tables by copying them: batch mode does that for us.
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=backend.migrates_by_copy,
     )
     with context.begin_transaction():
         context.run_migrations()

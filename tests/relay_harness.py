@@ -13,11 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import InngestSettings, RelaySettings, Settings
+from service.events import payload
+from service.events.ids import now_ms
 from service.metrics import Metrics
 from service.relay.clock import Clock
-from service.relay.loop import Relay, inngest_client
+from service.relay.loop import Relay, inngest_client, run_relay
 from service.store import outbox
-from service.store.engine import now_ms
 from service.store.tables import outbox_events
 
 EVENT_KEY = "relay-test-key-5f3a9c"
@@ -51,7 +52,7 @@ async def seed(
     """Insert ``count`` pending events; return their ids in order."""
     at = now_ms()
     events = [
-        outbox.new_event(data(n) if data else {"n": n}, {"id": f"u{n}"}, at) for n in range(count)
+        payload.new_event(data(n) if data else {"n": n}, {"id": f"u{n}"}, at) for n in range(count)
     ]
     async with engine.begin() as conn:
         await outbox.add(conn, events)
@@ -88,11 +89,12 @@ async def running_relay(
     metrics: Metrics | None = None,
     clock: Clock | None = None,
 ) -> AsyncIterator[Relay]:
-    """A relay running in this event loop (on ``clock``, if given); stopped on exit."""
+    """A relay with its housekeeping, running in this event loop (on ``clock``, if given);
+    stopped on exit."""
     stop = asyncio.Event()
     async with inngest_client(settings) as client:
         relay = Relay(settings, engine, client, metrics or Metrics(), clock=clock)
-        task = asyncio.create_task(relay.run(stop))
+        task = asyncio.create_task(run_relay(relay, stop))
         try:
             yield relay
         finally:

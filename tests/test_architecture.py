@@ -4,6 +4,7 @@ that point one way, small modules."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,14 +12,19 @@ PACKAGE = ROOT / "service"
 MAX_MODULE_LINES = 450
 MAX_TOP_LEVEL_MODULES = 10
 PROCESS_WIDE = {"config", "errors", "heap", "json_reader", "logs", "metrics", "timefmt"}
-# Which room may import which: the store knows only configuration and errors, the relay the
-# store, and the HTTP face and the command line sit on top.
+# Which room may import which: the event knows nothing but errors, the store only
+# configuration, errors and the event, the relay the store, and the HTTP face and the command
+# line sit on top.
 ALLOWED = {
-    "store": {"store", "config", "errors"},
-    "relay": {"relay", "store", *PROCESS_WIDE},
-    "http": {"http", "relay", "store", *PROCESS_WIDE},
-    "cli": {"cli", "http", "relay", "store", *PROCESS_WIDE},
+    "events": {"events", "errors"},
+    "store": {"store", "config", "errors", "events"},
+    "relay": {"relay", "store", "events", *PROCESS_WIDE},
+    "http": {"http", "relay", "store", "events", *PROCESS_WIDE},
+    "cli": {"cli", "http", "relay", "store", "events", *PROCESS_WIDE},
 }
+# What differs between SQLite and PostgreSQL is the backends' business alone.
+BACKENDS = PACKAGE / "store" / "backends"
+BACKEND_CHECKS = re.compile(r"\.dialect\.name|\bis_sqlite\b|get_backend_name\(")
 
 
 def _module_name(path: Path) -> str:
@@ -96,3 +102,30 @@ def test_modules_are_small_and_few_stand_at_the_top() -> None:
         for path in folder.rglob("*.py"):
             lines = len(path.read_text().splitlines())
             assert lines <= MAX_MODULE_LINES, f"{path.relative_to(ROOT)}: {lines} lines"
+
+
+def test_only_the_backends_tell_the_databases_apart() -> None:
+    wrong = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in [*PACKAGE.rglob("*.py"), ROOT / "migrations" / "env.py"]
+        if BACKENDS not in path.parents
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if BACKEND_CHECKS.search(line)
+    ]
+    assert wrong == []
+
+
+def test_every_store_module_says_what_it_exports() -> None:
+    silent = [
+        str(path.relative_to(ROOT))
+        for path in (PACKAGE / "store").rglob("*.py")
+        if path.name != "__init__.py"
+        and not any(
+            isinstance(node, ast.Assign)
+            and any(
+                isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
+            )
+            for node in ast.parse(path.read_text()).body
+        )
+    ]
+    assert silent == []

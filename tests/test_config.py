@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -13,6 +15,7 @@ from service.config import (
     Settings,
     require_session_secret,
 )
+from service.config.table import render, replace_table, variables
 
 
 def test_defaults_need_no_environment() -> None:
@@ -141,3 +144,23 @@ def test_event_api_settings() -> None:
         }
     ).event_api
     assert (read.keys, read.max_event_bytes, read.max_body_bytes) == (("k-1", "k.2~_"), 1024, 4096)
+
+
+def test_the_defaults_of_the_dataclass_are_those_of_an_empty_environment() -> None:
+    assert Settings() == Settings.from_env({})
+
+
+def test_the_readme_table_is_the_declarations() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert render() in readme, "the README's configuration table is stale: run `make docs`"
+    assert replace_table(readme) == readme
+
+
+def test_each_variable_is_declared_once_and_its_shown_default_reads_back() -> None:
+    names = [variable.name for variable in variables()]
+    assert len(names) == len(set(names))
+    for variable in variables():
+        shown = variable.default_text
+        if variable.shown or not shown.startswith("`"):
+            continue  # prose, or "none": an unset variable
+        assert variable.read({variable.name: shown.strip("`")}) == variable.default, variable.name

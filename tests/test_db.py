@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.store import outbox
+from service.events import payload
 from service.store.engine import reading, single_statement
 from service.store.tables import outbox_events
 
@@ -16,7 +16,7 @@ async def count(engine: AsyncEngine) -> int:
 
 
 async def test_a_single_statement_is_its_own_transaction(engine: AsyncEngine) -> None:
-    event = outbox.new_event({}, None, 1_700_000_000_000)
+    event = payload.new_event({}, None, 1_700_000_000_000)
     async with single_statement(engine) as conn:
         await conn.execute(
             outbox_events.insert().values(

@@ -8,10 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.events import payload
+from service.events.ids import new_ids
 from service.store import app_settings, outbox
-from service.store.batch_sql import Written
-from service.store.batch_store import open_batch_store
-from service.store.outbox import new_ids
+from service.store.backend import backend_for
+from service.store.batch import Written
 from service.store.tables import outbox_events
 
 
@@ -35,16 +36,16 @@ async def test_the_batch_store_writes_the_rows_outbox_add_writes(
     async with engine.begin() as conn:
         await app_settings.replace(conn, document, 1_700_000_000_000)
     user = {"id": "u", "email": "u@example.com"}
-    first = outbox.new_event(document, user, 1_700_000_000_000)
-    second = outbox.new_event(document, user, 1_700_000_000_001)
-    third = outbox.new_event(document, None, 1_700_000_000_002)
+    first = payload.new_event(document, user, 1_700_000_000_000)
+    second = payload.new_event(document, user, 1_700_000_000_001)
+    third = payload.new_event(document, None, 1_700_000_000_002)
     async with engine.begin() as conn:
         await outbox.add(conn, [first])
-    store = open_batch_store(settings)
+    store = backend_for(settings).open_batch_store()
     try:
         shells = [
-            outbox.event_shell(user, second.created_at, event_id=second.id),
-            outbox.event_shell(None, third.created_at, event_id=third.id),
+            payload.event_shell(user, second.created_at, event_id=second.id),
+            payload.event_shell(None, third.created_at, event_id=third.id),
         ]
         assert await store.write([], shells, []) == Written()
     finally:
@@ -61,10 +62,10 @@ async def test_the_batch_store_writes_the_rows_outbox_add_writes(
         assert row.next_attempt_at == row.created_at == event.created_at
 
 
-def complete_event(n: int, env: str | None = None) -> outbox.NewEvent:
+def complete_event(n: int, env: str | None = None) -> payload.NewEvent:
     event_id = f"01KB0000000000000000000{n:03d}"
-    payload = outbox.dumps({"name": f"app/e{n}", "data": {"n": n}, "id": event_id, "ts": n})
-    return outbox.NewEvent(event_id, f"app/e{n}", 1_700_000_000_000 + n, payload, env=env)
+    body = payload.dumps({"name": f"app/e{n}", "data": {"n": n}, "id": event_id, "ts": n})
+    return payload.NewEvent(event_id, f"app/e{n}", 1_700_000_000_000 + n, body, env=env)
 
 
 async def test_complete_events_are_stored_as_outbox_add_stores_them(
@@ -73,7 +74,7 @@ async def test_complete_events_are_stored_as_outbox_add_stores_them(
     first, second, third = complete_event(1, "branch-1"), complete_event(2), complete_event(3)
     async with engine.begin() as conn:
         await outbox.add(conn, [first])
-    store = open_batch_store(settings)
+    store = backend_for(settings).open_batch_store()
     try:
         assert await store.write([], [], [second, third]) == Written(new_events=2)
     finally:
@@ -94,11 +95,11 @@ async def test_complete_events_are_stored_as_outbox_add_stores_them(
 async def test_a_batch_of_both_kinds_is_one_transaction_and_repeats_are_left_out(
     settings: Settings, engine: AsyncEngine
 ) -> None:
-    store = open_batch_store(settings)
+    store = backend_for(settings).open_batch_store()
     try:
         stored = [complete_event(1), complete_event(2)]
         assert await store.write([], [], stored) == Written(new_events=2)
-        shell = outbox.event_shell(None, 1_700_000_000_000)
+        shell = payload.event_shell(None, 1_700_000_000_000)
         # The repeat of event 2 and a new event 3, twice over in the same batch.
         again = [complete_event(2), complete_event(3), complete_event(3)]
         assert await store.write([], [shell], again) == Written(new_events=1)

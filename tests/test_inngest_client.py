@@ -231,7 +231,7 @@ async def test_429_with_retry_after_seconds(inngest: InngestClient, fake: FakeIn
     fake.enqueue(Answer.rate_limited("7"))
     result = await inngest.send(BATCH)
     assert (result.status, result.retry_after, result.http_status) == (
-        SendStatus.TRANSIENT,
+        SendStatus.RATE_LIMITED,
         7.0,
         429,
     )
@@ -242,14 +242,14 @@ async def test_429_with_retry_after_http_date(inngest: InngestClient, fake: Fake
     when = datetime.now(UTC) + timedelta(seconds=120)
     fake.enqueue(Answer.rate_limited(format_datetime(when, usegmt=True)))
     result = await inngest.send(BATCH)
-    assert result.status is SendStatus.TRANSIENT
+    assert result.status is SendStatus.RATE_LIMITED
     assert result.retry_after is not None and 115 <= result.retry_after <= 120
 
 
 async def test_429_without_retry_after(inngest: InngestClient, fake: FakeInngest) -> None:
     fake.enqueue(Answer.rate_limited(None))
     result = await inngest.send(BATCH)
-    assert (result.status, result.retry_after) == (SendStatus.TRANSIENT, None)
+    assert (result.status, result.retry_after) == (SendStatus.RATE_LIMITED, None)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 404, 302])

@@ -21,10 +21,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.events import payload
+from service.events.ids import now_ms
 from service.http.app import create_app
 from service.metrics import Metrics
-from service.store import outbox, outbox_admin
-from service.store.engine import now_ms
+from service.store import outbox, outbox_stats
 from tests.conftest import admin_execute, bearer, make_settings
 from tests.fake_inngest import Answer, running_fake
 from tests.processes import free_port, service_env, spawn, stop, wait_http
@@ -76,7 +77,7 @@ async def test_counters_gauges_and_histograms_after_a_known_sequence(
     assert 0 <= value(api, "outbox_oldest_pending_age_seconds") < 60
 
     async with engine.begin() as conn:  # a fourth event that Inngest refuses for good
-        await outbox.add(conn, [outbox.new_event({"poison": True}, None, now_ms())])
+        await outbox.add(conn, [payload.new_event({"poison": True}, None, now_ms())])
     relay_metrics = Metrics()
     async with running_fake(poison_marker="poison") as fake:
         async with running_relay(relay_settings(settings, fake.origin), engine, relay_metrics):
@@ -129,9 +130,9 @@ async def test_outbox_queries_read_through_indexes(
     index, never the table itself."""
     if backend != "sqlite":
         pytest.skip("PostgreSQL's plans depend on table statistics; see the 1M-row figures")
-    await outbox_admin.gauge_snapshot(engine)
+    await outbox_stats.gauge_snapshot(engine)
     gauges = sum("outbox_events" in sql for sql, _params in statements)
-    await outbox_admin.stats(engine)
+    await outbox_stats.stats(engine)
     ran = list(statements)
     plans = []
     async with engine.connect() as conn:
@@ -220,7 +221,7 @@ async def test_relay_process_serves_metrics_and_health(
     """A real ``service relay``: /health and /metrics on RELAY_METRICS_PORT; a refused key
     shows as unauthorized attempts while the rows stay pending (nothing dead-lettered)."""
     async with engine.begin() as conn:
-        await outbox.add(conn, [outbox.new_event({"n": n}, None, now_ms()) for n in range(4)])
+        await outbox.add(conn, [payload.new_event({"n": n}, None, now_ms()) for n in range(4)])
     port = free_port()
     async with running_fake(default=Answer.unauthorized()) as fake:
         env = service_env(

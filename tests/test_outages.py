@@ -22,7 +22,7 @@ from service.metrics import Metrics
 from service.relay.health import OUTAGE_AFTER, Health
 from service.relay.inngest_client import InngestClient
 from service.relay.rules import Deliverer
-from service.store import outbox_admin
+from service.store import outbox_stats
 from service.store.outbox import ClaimedRow
 from tests.fake_inngest import Answer, FakeInngest, running_fake
 from tests.manual_clock import ManualClock, drive
@@ -125,10 +125,9 @@ async def test_a_row_failing_for_years_is_dead_only_under_a_budget(
     ):
         inngest = InngestSettings(origin=fake.origin, event_key="k", dev_mode=False)
         relay = RelaySettings(give_up_after=budget)
-        deliverer = Deliverer(
-            InngestClient(inngest, http), relay, Metrics(), Health(relay, Metrics()), clock
-        )
-        outcome = (await deliverer.deliver([row], 0, clock.monotonic() + 60)).outcome
+        health = Health(relay, Metrics(), clock)
+        deliverer = Deliverer(InngestClient(inngest, http), relay, Metrics(), health, clock)
+        outcome = await deliverer.deliver([row], clock.monotonic() + 60)
     assert [b.seq for b in outcome.burials] == ([1] if dead else [])
     assert [r.seq for r in outcome.retries] == ([] if dead else [1])
 
@@ -210,6 +209,6 @@ async def test_stats_say_how_long_the_oldest_retrying_row_has_failed(
     async with running_fake(default=Answer.server_error(503)) as fake:
         async with running_relay(defaults(settings, fake), engine, clock=clock):
             await drive(clock, ASLEEP, went_on_for(clock, 1800), within=HOUR)
-    stats = await outbox_admin.stats(engine, now=clock.now_ms())
+    stats = await outbox_stats.stats(engine, now=clock.now_ms())
     assert stats.oldest_failing_since is not None
     assert clock.now_ms() - stats.oldest_failing_since >= 1790_000

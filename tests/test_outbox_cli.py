@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.cli.main import main
 from service.config import Settings
 from service.errors import InvalidInput
-from service.store import outbox
+from service.events import payload
+from service.events.ids import now_ms
+from service.store import outbox, outbox_stats
 from service.store import outbox_admin as admin
-from service.store.engine import now_ms
 from service.store.outbox import BatchOutcome, Burial, Retry
 from tests.conftest import SECRET, TOKEN
 from tests.fake_inngest import running_fake
@@ -56,14 +57,14 @@ def json_lines(result: Result) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-async def add(engine: AsyncEngine, *events: outbox.NewEvent) -> list[str]:
+async def add(engine: AsyncEngine, *events: payload.NewEvent) -> list[str]:
     async with engine.begin() as conn:
         await outbox.add(conn, list(events))
     return [event.id for event in events]
 
 
-def event(n: int, at: int, name: str = outbox.EVENT_NAME, **data: Any) -> outbox.NewEvent:
-    return outbox.new_event({"n": n, **data}, {"id": f"u{n}"}, at, name=name)
+def event(n: int, at: int, name: str = payload.EVENT_NAME, **data: Any) -> payload.NewEvent:
+    return payload.new_event({"n": n, **data}, {"id": f"u{n}"}, at, name=name)
 
 
 async def settle(
@@ -158,7 +159,7 @@ def admin_iso(ms: int) -> str:
 
 
 def test_attempt_buckets() -> None:
-    assert [admin.attempt_bucket(n) for n in (0, 1, 2, 3, 5, 6, 10, 11, 500)] == [
+    assert [outbox_stats.attempt_bucket(n) for n in (0, 1, 2, 3, 5, 6, 10, 11, 500)] == [
         "0",
         "1",
         "2",
@@ -339,7 +340,7 @@ async def test_replay_by_status_touches_only_matching_dead_rows(
     before = await rows_by_id(engine)
     matching = new[:4]
 
-    by_status = ["replay", "--status", "dead", "--since", "1d", "--name", outbox.EVENT_NAME]
+    by_status = ["replay", "--status", "dead", "--since", "1d", "--name", payload.EVENT_NAME]
     dry = await cli(database_url, *by_status, "--dry-run")
     assert dry.exit_code == 0
     assert [line.split()[2] for line in dry.stdout.splitlines()[:-1]] == matching

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.events.ids import now_ms
 from service.relay.health import OUTAGE_AFTER
 from service.store import outbox
-from service.store.engine import now_ms
 from tests.fake_inngest import Answer, FakeInngest, running_fake
 from tests.relay_harness import (
     EVENT_KEY,
@@ -99,7 +99,7 @@ async def test_401_keeps_every_row_pending_and_pauses(
             await eventually(lambda: _unlocked(engine))
             requests_seen = len(fake.requests)
             rows = await rows_by_id(engine)
-            assert relay._paused_until > 0
+            assert relay.health.paused_until > 0
         assert len(fake.requests) == requests_seen  # paused: no hammering with a bad key
     assert {r["status"] for r in rows.values()} == {"pending"}
     assert {r["attempts"] for r in rows.values()} == {0}

@@ -8,8 +8,9 @@ import json
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
+from service.events import payload
+from service.events.ids import now_ms
 from service.store import outbox
-from service.store.engine import now_ms
 from tests.fake_inngest import running_fake
 from tests.relay_harness import EVENT_KEY, eventually, relay_settings, running_relay, settled
 
@@ -18,7 +19,7 @@ async def test_one_request_per_environment(settings: Settings, engine: AsyncEngi
     at = now_ms()
     envs = [None, "br-1", None, "br-2", "br-1", None]
     events = [
-        outbox.NewEvent(f"id-{n}", "app/e", at, outbox.dumps({"name": "app/e", "n": n}), env=env)
+        payload.NewEvent(f"id-{n}", "app/e", at, payload.dumps({"name": "app/e", "n": n}), env=env)
         for n, env in enumerate(envs)
     ]
     async with engine.begin() as conn:

@@ -21,7 +21,7 @@ from service.store.tables import outbox_events
 from tests.conftest import bearer, make_settings
 from tests.processes import free_port, kill, service_env, spawn, wait_http
 
-WRITER_MODULE = b"service.store.sqlite_writer_process"
+WRITER_MODULE = b"service.store.backends.sqlite_writer"
 
 
 @pytest.fixture

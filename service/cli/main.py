@@ -18,12 +18,14 @@ import click
 from service.cli.common import fail, load_settings, run, with_engine
 from service.cli.outbox import outbox as outbox_group
 from service.config import INNGEST_DEV_ORIGIN, ConfigError, Settings, require_session_secret
+from service.events.ids import now_ms
+from service.events.payload import new_event
 from service.heap import freeze_startup_heap
 from service.http.auth import issue_cookie
 from service.json_reader import MalformedJson, parse_json
 from service.relay.loop import require_event_key
 from service.store import app_settings, migrations, outbox
-from service.store.engine import create_engine, describe_db_error, now_ms, reading, transaction
+from service.store.engine import create_engine, describe_db_error, reading, transaction
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +187,7 @@ async def _store(
             document = await change(conn, at)
             if not sync:
                 return None
-            event = outbox.new_event(document, None, at)
+            event = new_event(document, None, at)
             await outbox.add(conn, [event])
             return event.id
 

@@ -28,8 +28,9 @@ from service.cli.outbox_views import (
     stats_document,
 )
 from service.config import parse_duration
+from service.events.ids import now_ms
 from service.store import outbox_admin as admin
-from service.store.engine import now_ms
+from service.store import outbox_stats
 from service.store.outbox_admin import EventFilter, EventRow, ReplayAction, ReplayResult
 from service.store.tables import DEAD, DELIVERED, STATUSES
 from service.timefmt import iso
@@ -90,7 +91,7 @@ def outbox() -> None:
 def stats(as_json: bool) -> None:
     """Rows by state, pending schedule, attempts and the commonest errors."""
     settings = load_settings()
-    result = run(with_engine(settings, admin.stats))
+    result = run(with_engine(settings, outbox_stats.stats))
     if as_json:
         emit(stats_document(result))
     else:

@@ -17,7 +17,8 @@ from rich.json import JSON
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from service.store.outbox_admin import EventRow, OutboxStats, ReplayAction, ReplayResult
+from service.store.outbox_admin import EventRow, ReplayAction, ReplayResult
+from service.store.outbox_stats import OutboxStats
 from service.store.tables import DEAD, DELIVERED, PENDING
 from service.timefmt import human_age, iso
 

@@ -17,8 +17,8 @@ from service.http.keys import ENGINE, METRICS, NEW_WORK, NEXTAUTH, SESSIONS, SET
 from service.http.nextauth import NextAuthReader
 from service.http.problems import problem_middleware
 from service.metrics import Metrics, http_metrics_middleware
-from service.relay.loop import Relay, inngest_client
-from service.store.batch_store import open_batch_store
+from service.relay.loop import Relay, inngest_client, run_relay
+from service.store.backend import backend_of
 from service.store.engine import create_engine
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
         new_work.set()
 
     settings = app[SETTINGS]
-    store = open_batch_store(settings)
+    store = backend_of(app[ENGINE]).open_batch_store()
     await store.open()
     writer = OutboxWriter(store, int(settings.idempotency_ttl * 1000), on_commit=committed)
     writer.start()
@@ -96,12 +96,13 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _relay(app: web.Application) -> AsyncIterator[None]:
-    """The in-process relay of ``service serve``, woken by each commit of this process."""
+    """The in-process relay of ``service serve`` with its housekeeping, woken by each commit
+    of this process."""
     settings = app[SETTINGS]
     stop = asyncio.Event()
     async with inngest_client(settings) as client:
         relay = Relay(settings, app[ENGINE], client, app[METRICS], wake=app[NEW_WORK])
-        task = asyncio.create_task(relay.run(stop), name="relay")
+        task = asyncio.create_task(run_relay(relay, stop), name="relay")
         yield
         stop.set()
         try:

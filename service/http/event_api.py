@@ -19,12 +19,12 @@ from aiohttp import web
 
 from service.config import EVENT_KEY_PATTERN, EventApiSettings
 from service.errors import DatabaseUnavailable
+from service.events.ids import now_ms
 from service.http.auth import check_token
 from service.http.event_ids import SEED_HEADER, event_ids
 from service.http.inngest_events import Refused, env_header, outbox_rows, read_events
 from service.http.keys import SETTINGS, WRITER
 from service.relay.inngest_client import ENV_HEADER
-from service.store.engine import now_ms
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import DatabaseUnavailable
-from service.store import outbox
-from service.store.batch_store import BatchStore
-from service.store.idempotency import Claim
-from service.store.outbox import NewEvent
+from service.events.ids import new_ids
+from service.events.payload import NewEvent, event_shell
+from service.store.batch import BatchStore, Claim
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ class OutboxWriter:
         return syncs, sends
 
     async def _write(self, syncs: list[_SyncRequest], sends: list[_EventsRequest]) -> None:
-        ids = outbox.new_ids(len(syncs))
+        ids = new_ids(len(syncs))
         for request, event_id in zip(syncs, ids, strict=True):
             if request.idempotency is not None:
                 caller, key = request.idempotency
@@ -172,7 +171,7 @@ class OutboxWriter:
                 request.claim = Claim(caller, key, event_id, body, request.ts, expires)
         claims = [r.claim for r in syncs if r.claim is not None]
         shells = [
-            outbox.event_shell(r.user, r.ts, event_id=event_id)
+            event_shell(r.user, r.ts, event_id=event_id)
             for r, event_id in zip(syncs, ids, strict=True)
         ]
         events = [event for send in sends for event in send.events] if sends else []

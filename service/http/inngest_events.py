@@ -1,38 +1,25 @@
-"""The events of an Event API request: read, checked with Inngest's rules and texts, and made
-into the rows the outbox stores.
+"""The events of an Event API request: read, checked with Inngest's rules and texts
+(``service.events.rules``), and made into the rows the outbox stores.
 
 The whole batch is checked before anything is stored: the JS SDK sends a refused batch five
 times, so a batch is taken whole or not at all (Inngest's own server keeps the events before
 the first bad one). A refusal names the event's 1-based position: ``event 2: event name is
-empty``. The texts are those of Inngest's server where it has one (empty and reserved names,
-timestamps, sizes, counts); type errors, which its server reports as Go's JSON decoding
-errors, get a sentence of their own.
-
-An accepted event is stored as sent (``v``, ``user``, ``meta`` and unknown fields kept), with
-``ts`` set to the receive time and ``data`` to ``{}`` when missing, and ``id`` set to the id
-answered for it when the client gave none (Inngest then drops the relay's own retries as
-duplicates); a client's own ``id`` is kept.
+empty``. An event the client gave no ``id`` is stored with the id answered for it (Inngest
+then drops the relay's own retries as duplicates); a client's own ``id`` is kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+from service.events.payload import NewEvent
+from service.events.rules import event_error, stored_payload
 from service.json_reader import MalformedJson, parse_json
-from service.store.outbox import NewEvent, dumps
 
 MAX_EVENTS = 5000  # per request, as at Inngest
-MAX_NAME_LENGTH = 256  # the outbox's name column
 MAX_ENV_LENGTH = 256  # the outbox's env column
-INTERNAL_PREFIX = "inngest/"
-EARLIEST_TS = int(datetime(1980, 1, 1, tzinfo=UTC).timestamp() * 1000)
-LATEST_TS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
 NOT_EVENTS = "Request body must contain an event object or an array of event objects"
-# The fields Inngest types; any other field is the client's and is kept as sent.
-OBJECT_FIELDS = ("data", "user")
-STRING_FIELDS = ("id", "v")
 
 
 class Refused(Exception):
@@ -61,60 +48,6 @@ def read_events(raw: bytes) -> list[dict[str, Any]]:
         if not isinstance(event, dict):
             raise Refused(400, f"event {position}: an event must be a JSON object")
     return document
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def event_error(event: dict[str, Any]) -> str | None:
-    """Why Inngest would refuse ``event``, or None (an integral ``ts`` written as a fraction,
-    ``1.7e12``, becomes an integer)."""
-    name = event.get("name")
-    if name is not None and not isinstance(name, str):
-        return f"name must be a string, not {_json_type(name)}"
-    for field in OBJECT_FIELDS:
-        value = event.get(field)
-        if value is not None and not isinstance(value, dict):
-            return f"{field} must be an object, not {_json_type(value)}"
-    for field in STRING_FIELDS:
-        value = event.get(field)
-        if value is not None and not isinstance(value, str):
-            return f"{field} must be a string, not {_json_type(value)}"
-    if not name:
-        return "event name is empty"
-    if name.lower().startswith(INTERNAL_PREFIX):
-        return f"event name is reserved for internal use: {name}"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"event name is longer than {MAX_NAME_LENGTH} characters"
-    ts = event.get("ts")
-    if isinstance(ts, float) and ts.is_integer():
-        # JSON does not tell 1.0 from 1 (JSON Schema neither): the same number of ms.
-        ts = event["ts"] = int(ts)
-    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
-        return "ts must be an integer: milliseconds since the Unix epoch"
-    if ts and ts < EARLIEST_TS:
-        return "timestamp is before Jan 1, 1980"
-    if ts and ts > LATEST_TS:
-        return "timestamp is after Jan 1, 2100"
-    return None
-
-
-def stored_payload(event: dict[str, Any], event_id: str, received_at: int) -> str:
-    """The event as the outbox keeps and the relay sends it (see the module's docstring)."""
-    if not event.get("ts"):
-        event["ts"] = received_at
-    if event.get("data") is None:
-        event["data"] = {}
-    if not event.get("id"):
-        event["id"] = event_id
-    return dumps(event)
 
 
 def env_header(value: str | None) -> str | None:

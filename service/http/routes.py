@@ -9,13 +9,16 @@ from typing import Any
 from aiohttp import web
 
 from service.errors import InvalidInput, SchemaNotCurrent
+from service.events.ids import now_ms
+from service.events.payload import new_event_from_json
 from service.http.auth import Caller, Unauthenticated, authenticate, is_internal
 from service.http.group_commit import accepted_body
 from service.http.keys import ENGINE, METRICS, NEW_WORK, NEXTAUTH, SESSIONS, SETTINGS, WRITER
 from service.http.problems import problem
 from service.json_reader import MalformedJson, parse_json
 from service.store import app_settings, outbox
-from service.store.engine import now_ms, reading, sqlite_file_identity, sqlite_path, transaction
+from service.store.backend import backend_of
+from service.store.engine import reading, transaction
 from service.store.idempotency import validate_key
 from service.store.migrations import ensure_at_head
 
@@ -90,7 +93,7 @@ async def put_settings(request: web.Request) -> web.Response:
             stored = await app_settings.replace(conn, document, accepted_at)
         except InvalidInput as exc:
             raise problem(400, "Bad Request", str(exc)) from exc
-        event = outbox.new_event_from_json(stored, None, accepted_at)
+        event = new_event_from_json(stored, None, accepted_at)
         await outbox.add(conn, [event])
     request.app[METRICS].accepted.inc()
     request.app[NEW_WORK].set()
@@ -104,9 +107,9 @@ async def health(_request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     """The database answers and its schema is at the migrations' head."""
-    settings = request.app[SETTINGS]
-    if settings.is_sqlite and sqlite_file_identity(sqlite_path(settings)) is None:
-        raise problem(503, "Not Ready", "the database file is missing: run `service db upgrade`")
+    missing = backend_of(request.app[ENGINE]).missing()
+    if missing is not None:
+        raise problem(503, "Not Ready", missing)
     try:
         async with asyncio.timeout(5):
             await ensure_at_head(request.app[ENGINE])

@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Protocol
 
-from service.store.engine import now_ms
+from service.events.ids import now_ms
 
 
 class Clock(Protocol):

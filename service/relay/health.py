@@ -1,4 +1,4 @@
-"""How Inngest looks to one relay: delivering, or in an outage.
+"""How Inngest looks to one relay: delivering, paused, or in an outage.
 
 Flaky is not down: a failed request (refused, reset, timeout, 5xx, 429) costs only the rows it
 carried, which wait out a short backoff of their own while the other workers go on sending.
@@ -8,6 +8,10 @@ Event API failing half its requests is almost never taken for a dead one: five i
 50% failure rate is one run in 32). In an outage the relay stops claiming batches and probes
 with one event at a time, at intervals growing from ``PROBE_FIRST`` to ``RELAY_PROBE_MAX``; the
 first request that Inngest answers (2xx or a 400 about an event) ends it.
+
+Two answers pause the whole relay instead: a refused event key (401/403), for a backoff that
+grows with each refusal in a row until the key is fixed, and a rate limit (429), for as long as
+Inngest asked. No worker starts a request while the relay is paused.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from dataclasses import dataclass
 
 from service.config import RelaySettings
 from service.metrics import Metrics
+from service.relay.backoff import backoff_ceiling
+from service.relay.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
 OUTAGE_AFTER = 5
 PROBE_FIRST = 1.0  # seconds between the first probes; doubled after each failed one
+KEY_PAUSE_FIRST = 1.0  # seconds of the first pause for a refused key, at least
 
 
 @dataclass
@@ -41,26 +48,32 @@ class Outage:
 
 class Health:
     """Counts the relay's failed requests in a row; says when they make an outage and when
-    the outage ended. The workers of a relay share one."""
+    the outage ended; holds the relay's pause. The workers of a relay share one."""
 
-    def __init__(self, settings: RelaySettings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: RelaySettings, metrics: Metrics, clock: Clock | None = None
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._clock = clock or SystemClock()
         self.failures_in_a_row = 0
         self.outage: Outage | None = None
         self._ended: Outage | None = None
+        self.paused_until = 0.0  # the clock's monotonic time; set by a refused key or a 429
+        self._key_refusals = 0  # in a row
 
     @property
     def in_outage(self) -> bool:
         return self.outage is not None
 
-    def failed(self, error: str, retry_after: float | None, now: int, mono: float) -> None:
+    def failed(self, error: str, retry_after: float | None) -> None:
         """A request failed for a reason that is Inngest's, not the events'."""
         self.failures_in_a_row += 1
         if self.outage is not None:
             self.outage.retry_after |= retry_after is not None
             return
         if self.failures_in_a_row >= OUTAGE_AFTER:
+            now, mono = self._clock.now_ms(), self._clock.monotonic()
             self.outage = Outage(now, mono, error, retry_after=retry_after is not None)
             self._metrics.outage.set(1)
             log.warning(
@@ -89,3 +102,37 @@ class Health:
         """The outage that just ended, once (one worker reports it and brings retries forward)."""
         ended, self._ended = self._ended, None
         return ended
+
+    # -- pauses ---------------------------------------------------------------------------------
+
+    def paused_for(self) -> float:
+        """Seconds the relay has yet to wait before it may send again."""
+        return max(0.0, self.paused_until - self._clock.monotonic())
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (a 429's time, or a refused key's)."""
+        self.paused_until = max(self.paused_until, self._clock.monotonic() + seconds)
+
+    def key_pause(self) -> float:
+        """Seconds the next refusal of the key pauses the relay: a backoff that grows with the
+        refusals in a row."""
+        s = self._settings
+        base = max(s.backoff_base, KEY_PAUSE_FIRST)
+        return backoff_ceiling(self._key_refusals + 1, base, s.backoff_max)
+
+    def key_refused(self, error: str) -> None:
+        """Inngest refused the event key: pause, loudly; the rows wait untouched."""
+        pause = self.key_pause()
+        self._key_refusals += 1
+        self.pause(pause)
+        log.error(
+            "Inngest refused the event key (%s); no event is dead-lettered, the relay retries "
+            "in %.0fs: check INNGEST_EVENT_KEY",
+            error,
+            pause,
+            extra={"action": "relay.unauthorized"},
+        )
+
+    def key_accepted(self) -> None:
+        """A request went through with the key: the next refusal starts the backoff afresh."""
+        self._key_refusals = 0

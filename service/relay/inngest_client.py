@@ -1,8 +1,8 @@
 """The Inngest Event API client: post a batch of events, classify the answer.
 
 ``InngestClient.send`` never raises for anything Inngest or the network does; it returns a
-``SendResult`` that the relay maps onto the delivery rules of DESIGN.md (deliver, bury, split,
-back off). The event key is part of the URL, so every error text is built from the redacted
+``SendResult`` that the relay maps onto its delivery rules (``rules``: deliver, bury, split,
+pause, back off). The event key is part of the URL, so every error text is built from the redacted
 endpoint and scrubbed of the key before it leaves this module.
 """
 
@@ -47,7 +47,8 @@ class SendStatus(enum.Enum):
     PARTIAL = "partial"  # a prefix accepted, the next event refused for good (400)
     TOO_LARGE = "too_large"  # the batch or an event is too big: split and resend the rest
     UNAUTHORIZED = "unauthorized"  # the key is wrong: back off, bury nothing
-    TRANSIENT = "transient"  # 429, 5xx, timeout, reset, garbage: retry later
+    RATE_LIMITED = "rate_limited"  # 429: slow down for its Retry-After, bury nothing
+    TRANSIENT = "transient"  # 5xx, timeout, reset, garbage: retry later
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class InngestClient:
     def _classify(
         self, status: int, raw: bytes, retry_after_header: str | None, count: int
     ) -> SendResult:
-        """Map a status and body onto a ``SendResult`` (see DESIGN.md, "Delivery rules")."""
+        """Map a status and body onto a ``SendResult``."""
         if 200 <= status < 300:
             # Inngest acknowledged the batch; its body (ids we do not use) may be anything.
             return SendResult(SendStatus.OK, accepted=count, http_status=status)
@@ -184,9 +185,11 @@ class InngestClient:
             kind = SendStatus.TOO_LARGE
         elif status in (401, 403):
             kind = SendStatus.UNAUTHORIZED
+        elif status == 429:
+            kind = SendStatus.RATE_LIMITED
         else:
-            # 429, 5xx, 3xx, 404 and anything else we do not know: nothing was (knowingly)
-            # refused for good, so retry; RELAY_MAX_ATTEMPTS bounds how long.
+            # 5xx, 3xx, 404 and anything else we do not know: nothing was (knowingly) refused
+            # for good, so retry; RELAY_GIVE_UP_AFTER bounds how long.
             kind = SendStatus.TRANSIENT
         return SendResult(kind, 0, None, error, retry_after, status)
 
@@ -209,7 +212,7 @@ class InngestClient:
             # A 400 that is not Inngest's shape (a proxy, a gateway, garbage) tells us neither
             # what went in nor which event is at fault. Burying on such an answer could lose
             # good events, so treat it as transient: the retry either succeeds or the rows go
-            # dead after RELAY_MAX_ATTEMPTS with this error recorded.
+            # dead after RELAY_GIVE_UP_AFTER with this error recorded.
             return SendStatus.TRANSIENT, 0, None
         accepted = min(_accepted_prefix(ids), count)
         if _is_size_error(server_text):

@@ -2,10 +2,11 @@
 
 ``Relay.run`` keeps ``RELAY_CONCURRENCY`` batches in flight (the loop waits on round trips, not
 on the CPU) until its stop event is set; each worker then finishes and records the batch it
-holds. In an outage (``health``) the workers stop claiming batches and one of them probes
-(``probing``). The in-process relay of ``service serve`` is a cleanup context of
-``service.http.app``; ``service relay`` runs the same loop in a process of its own
-(``service.relay.worker``). Every reading of time goes through ``clock``.
+holds. While Inngest refuses the key or rate-limits, or in an outage (``health``), the workers
+stop claiming batches, and in an outage one of them probes (``probing``). ``run_relay`` runs a
+relay with its ``housekeeping`` beside it: the in-process relay of ``service serve`` (a cleanup
+context of ``service.http.app``) and ``service relay`` (``service.relay.worker``) both do. Every
+reading of time, and every wait, goes through the relay's ``clock``.
 """
 
 from __future__ import annotations
@@ -25,18 +26,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import ConfigError, Settings
 from service.errors import DatabaseUnavailable
 from service.metrics import Metrics
-from service.relay.backoff import backoff_ceiling
+from service.relay.batch import LeasedBatch
 from service.relay.clock import Clock, SystemClock, sleep_unless
 from service.relay.health import Health
-from service.relay.inngest_client import InngestClient, SendResult, user_agent
+from service.relay.housekeeping import Housekeeping
+from service.relay.inngest_client import InngestClient, user_agent
 from service.relay.probing import Prober
 from service.relay.rules import Deliverer
-from service.store import idempotency, outbox, outbox_admin
+from service.store import outbox
+
+__all__ = ["Relay", "inngest_client", "new_relay_id", "require_event_key", "run_relay"]
 
 log = logging.getLogger(__name__)
 
 RECORD_RETRIES = 5
-HOUSEKEEPING_INTERVAL = 60.0
 
 
 def new_relay_id() -> str:
@@ -74,14 +77,18 @@ class Relay:
         self.relay_id = relay_id or new_relay_id()
         self.wake = wake or asyncio.Event()
         self.clock = clock or SystemClock()
-        self._rng = rng or random.Random()
-        self.health = Health(self.settings, metrics)
-        self._deliverer = Deliverer(
-            client, self.settings, metrics, self.health, self.clock, self._rng
+        self.health = Health(self.settings, metrics, self.clock)
+        rng = rng or random.Random()
+        self._deliverer = Deliverer(client, self.settings, metrics, self.health, self.clock, rng)
+        self._prober = Prober(
+            self.settings,
+            engine,
+            self.health,
+            self.clock,
+            self.wake,
+            claim_first=lambda stop: self._claim(stop, 1, early=True),
+            deliver=self._deliver,
         )
-        self._prober = Prober(self, self.health)
-        self._paused_until = 0.0  # clock.monotonic(); set by a wrong key or a 429
-        self._auth_failures = 0
         self._claims = 0
         self._recording: set[asyncio.Future[None]] = set()
 
@@ -97,7 +104,6 @@ class Relay:
             asyncio.create_task(self._worker(stop), name=f"relay-worker-{n}")
             for n in range(self.settings.concurrency)
         ]
-        tasks.append(asyncio.create_task(self._housekeeping(stop), name="relay-housekeeping"))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -115,59 +121,50 @@ class Relay:
             except Exception:
                 # The loop's boundary: whatever went wrong, the relay keeps delivering.
                 log.exception("relay worker failed", extra={"action": "relay.worker_failed"})
-                await self.sleep(stop, self.settings.poll_interval)
+                await self._sleep(stop, self.settings.poll_interval)
 
     async def _work_once(self, stop: asyncio.Event) -> None:
-        if await self._wait_while_paused(stop):
+        if paused := self.health.paused_for():
+            await self._sleep(stop, paused)
             return
         if self.health.in_outage:
             await self._prober.probe_once(stop)
             return
         self.wake.clear()
-        claim = await self.claim(stop, self.settings.batch_size)
-        if claim is None:
+        batch = await self._claim(stop, self.settings.batch_size)
+        if batch is None:
             return
-        lease, rows, claimed = claim
-        if not rows:
+        if not batch.rows:
             await self._idle(stop)
             return
-        await self.deliver(lease, rows, claimed)
+        await self._deliver(batch)
 
-    async def claim(
+    async def _claim(
         self, stop: asyncio.Event, limit: int, *, early: bool = False
-    ) -> tuple[str, list[outbox.ClaimedRow], float] | None:
+    ) -> LeasedBatch | None:
         """Lease up to ``limit`` due rows (``early``: the next to fall due, even if not due
-        yet): the lease's name, the rows and the claim's time; None (after a pause) when the
-        database failed."""
+        yet); None (after a pause) when the database failed."""
         # Each claim has a lease of its own: a sibling worker that re-claims rows after this
         # lease ran out is not mistaken for this one when the outcomes are recorded.
         self._claims += 1
         lease = f"{self.relay_id}/{self._claims}"
-        claimed = self.clock.monotonic()
+        claimed_at = self.clock.monotonic()
         lease_ms = int(self.settings.lease_seconds * 1000)
         try:
             now = self.clock.now_ms()
             rows = await outbox.claim(self.engine, lease, limit, lease_ms, now, early=early)
         except DatabaseUnavailable as exc:
             log.error("claim failed: %s", exc, extra={"action": "relay.claim_failed"})
-            await self.sleep(stop, self.settings.poll_interval)
+            await self._sleep(stop, self.settings.poll_interval)
             return None
-        return lease, rows, claimed
+        return LeasedBatch(lease, rows, claimed_at)
 
-    async def deliver(self, lease: str, rows: list[outbox.ClaimedRow], claimed: float) -> None:
-        """Send claimed rows, record the outcome, and act on what it says of Inngest."""
-        send_until = claimed + self.settings.lease_seconds - self._request_timeout
-        delivery = await self._deliverer.deliver(rows, self._auth_pause_ms(), send_until)
-        # Pauses first, before the awaits of recording: the other workers must not start
-        # another request in the meantime.
-        if delivery.unauthorized is not None:
-            self._pause_for_key(delivery.unauthorized)
-        else:
-            self._auth_failures = 0
-        if delivery.rate_limited is not None:
-            self._pause(delivery.rate_limited)
+    async def _deliver(self, batch: LeasedBatch) -> None:
+        """Send a leased batch, record the outcome, and act on what it says of Inngest."""
+        send_until = batch.claimed_at + self.settings.lease_seconds - self._request_timeout
+        outcome = await self._deliverer.deliver(batch.rows, send_until)
         # Shielded, and awaited by ``run`` on a stop: a sent batch is always recorded.
-        recording = asyncio.ensure_future(self._record(lease, delivery.outcome))
+        recording = asyncio.ensure_future(self._record(batch.lease, outcome))
         self._recording.add(recording)
         recording.add_done_callback(self._recording.discard)
         await asyncio.shield(recording)
@@ -190,34 +187,7 @@ class Relay:
                     extra={"action": "relay.record_failed"},
                 )
                 if attempt < RECORD_RETRIES:
-                    await asyncio.sleep(min(2**attempt * 0.05, 2.0))
-
-    def _auth_pause_ms(self) -> int:
-        s = self.settings
-        pause = backoff_ceiling(self._auth_failures + 1, max(s.backoff_base, 1.0), s.backoff_max)
-        return int(pause * 1000)
-
-    def _pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, self.clock.monotonic() + seconds)
-
-    def _pause_for_key(self, result: SendResult) -> None:
-        pause = self._auth_pause_ms() / 1000
-        self._auth_failures += 1
-        self._pause(pause)
-        log.error(
-            "Inngest refused the event key (%s); no event is dead-lettered, the relay retries "
-            "in %.0fs: check INNGEST_EVENT_KEY",
-            result.error,
-            pause,
-            extra={"action": "relay.unauthorized"},
-        )
-
-    async def _wait_while_paused(self, stop: asyncio.Event) -> bool:
-        remaining = self._paused_until - self.clock.monotonic()
-        if remaining <= 0:
-            return False
-        await self.sleep(stop, remaining)
-        return True
+                    await self.clock.sleep(min(2**attempt * 0.05, 2.0))
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Wait for a wake-up, the next due row, the poll interval or the stop."""
@@ -229,21 +199,16 @@ class Relay:
                 timeout = min(timeout, max(0.01, (due - self.clock.now_ms()) / 1000))
         await sleep_unless(self.clock, timeout, self.wake, stop)
 
-    async def sleep(self, stop: asyncio.Event, seconds: float) -> None:
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         """Sleep ``seconds`` of the relay's clock, or until ``stop`` is set."""
         await sleep_unless(self.clock, seconds, stop)
 
-    async def _housekeeping(self, stop: asyncio.Event) -> None:
-        """Apply the retention settings and drop expired idempotency keys now and then."""
-        while not stop.is_set():
-            try:
-                await outbox_admin.apply_retention(self.engine, self.settings)
-                await idempotency.purge_expired(self.engine)
-            except DatabaseUnavailable as exc:
-                log.error("retention failed: %s", exc, extra={"action": "relay.retention_failed"})
-            except Exception:  # the loop's boundary: housekeeping must not stop delivery
-                log.exception("housekeeping failed", extra={"action": "relay.retention_failed"})
-            await self.sleep(stop, HOUSEKEEPING_INTERVAL)
+
+async def run_relay(relay: Relay, stop: asyncio.Event) -> None:
+    """Run ``relay`` with its database's housekeeping beside it, on the relay's clock, until
+    ``stop`` is set."""
+    housekeeping = Housekeeping(relay.settings, relay.engine, relay.clock)
+    await asyncio.gather(relay.run(stop), housekeeping.run(stop))
 
 
 @contextlib.asynccontextmanager

@@ -2,12 +2,13 @@
 
 2xx delivers; a 400 delivers the accepted prefix, buries the refused event and sends the rest
 again; a size refusal splits the batch (an event too large on its own is buried); 401/403
-hands every row back untouched and pauses the relay; a 429 hands its rows back untouched for
-its ``Retry-After`` and slows the whole relay as long (a rate limit, not a verdict on the
-rows); 5xx and network failures reschedule the rows they carried, with a backoff of their own,
-and the batch's other requests go on (flaky is not down) unless the failures made an outage
-(``health``). A row is buried for a failure only when it has failed for longer than
-``RELAY_GIVE_UP_AFTER`` since its first failed attempt (or past ``RELAY_MAX_ATTEMPTS``, when set).
+hands every row back untouched and pauses the relay (``health``); a 429 hands its rows back
+untouched for its ``Retry-After`` and pauses the whole relay as long (a rate limit, not a
+verdict on the rows); 5xx and network failures reschedule the rows they carried, with a
+backoff of their own, and the batch's other requests go on (flaky is not down) unless the
+failures made an outage (``health``). A row is buried for a failure only when it has failed
+for longer than ``RELAY_GIVE_UP_AFTER`` since its first failed attempt (or past
+``RELAY_MAX_ATTEMPTS``, when set).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from service.config import RelaySettings
 from service.metrics import Metrics
@@ -27,6 +27,8 @@ from service.relay.health import Health
 from service.relay.inngest_client import InngestClient, SendResult, SendStatus
 from service.store.outbox import BatchOutcome, Burial, ClaimedRow, Retry
 from service.timefmt import human_age, iso
+
+__all__ = ["Deliverer", "by_environment", "split_by_size"]
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +59,6 @@ def split_by_size(
         yield chunk
 
 
-@dataclass
-class Delivery:
-    """The outcome of one claimed batch, and the failure that cut it short, if any."""
-
-    outcome: BatchOutcome
-    unauthorized: SendResult | None = None
-    rate_limited: float | None = None  # seconds the whole relay should slow down for
-
-
 class Deliverer:
     """Applies the delivery rules to claimed rows, one request at a time."""
 
@@ -85,12 +78,11 @@ class Deliverer:
         self._clock = clock
         self._rng = rng or random.Random()
 
-    async def deliver(
-        self, rows: Sequence[ClaimedRow], auth_pause_ms: int, send_until: float
-    ) -> Delivery:
+    async def deliver(self, rows: Sequence[ClaimedRow], send_until: float) -> BatchOutcome:
         """Send ``rows`` request by request; a request is started only before ``send_until``
         (monotonic time, the lease's end less a request's timeout), so no row is sent after
-        its lease could have passed to another relay: the rest are handed back, due now."""
+        its lease could have passed to another relay: the rest are handed back, due now. A
+        refused key or a rate limit pauses the relay (``health``) as soon as it is answered."""
         s = self._settings
         outcome = BatchOutcome()
         queue = deque(
@@ -106,35 +98,37 @@ class Deliverer:
             result = await self._send(chunk)
             self._delivered(outcome, chunk[: result.accepted])
             rest = chunk[result.accepted :]
-            if result.status is SendStatus.OK or not rest:
+            if not rest:
                 continue
-            if result.status is SendStatus.PARTIAL:
-                # Inngest stopped at the refused event; the ones after it were never looked at.
-                self._bury(outcome, rest[0], result.error)
-                if rest[1:]:
-                    queue.appendleft(rest[1:])
-            elif result.status is SendStatus.TOO_LARGE:
-                if len(rest) == 1:
-                    self._bury(outcome, rest[0], f"too large for Inngest: {result.error}")
-                else:
-                    half = len(rest) // 2
-                    queue.extendleft([rest[half:], rest[:half]])
-            elif result.status is SendStatus.UNAUTHORIZED:
-                until = self._clock.now_ms() + auth_pause_ms
-                self._release(outcome, [*rest, *_rows_of(queue)], until)
-                return Delivery(outcome, unauthorized=result)
-            elif result.http_status == 429:
-                pause = self._rate_limit_pause(result)
-                until = self._clock.now_ms() + int(pause * 1000)
-                self._release(outcome, [*rest, *_rows_of(queue)], until)
-                return Delivery(outcome, rate_limited=pause)
-            else:
-                self._reschedule(outcome, rest, result)
-                if self._health.in_outage:
-                    # Inngest is down: the rows not yet sent wait as they were, due now.
-                    self._release(outcome, _rows_of(queue), self._clock.now_ms())
+            match result.status:
+                case SendStatus.PARTIAL:
+                    # Inngest stopped at the refused event; the ones after it were not looked at.
+                    self._bury(outcome, rest[0], result.error)
+                    if rest[1:]:
+                        queue.appendleft(rest[1:])
+                case SendStatus.TOO_LARGE:
+                    if len(rest) == 1:
+                        self._bury(outcome, rest[0], f"too large for Inngest: {result.error}")
+                    else:
+                        half = len(rest) // 2
+                        queue.extendleft([rest[half:], rest[:half]])
+                case SendStatus.UNAUTHORIZED:
+                    pause = self._health.key_pause()
+                    self._health.key_refused(result.error)
+                    self._hold_back(outcome, [*rest, *_rows_of(queue)], pause)
                     break
-        return Delivery(outcome)
+                case SendStatus.RATE_LIMITED:
+                    pause = self._rate_limit_pause(result)
+                    self._health.pause(pause)
+                    self._hold_back(outcome, [*rest, *_rows_of(queue)], pause)
+                    break
+                case SendStatus.TRANSIENT:
+                    self._reschedule(outcome, rest, result)
+                    if self._health.in_outage:
+                        # Inngest is down: the rows not yet sent wait as they were, due now.
+                        self._release(outcome, _rows_of(queue), self._clock.now_ms())
+                        break
+        return outcome
 
     def _rate_limit_pause(self, result: SendResult) -> float:
         """How long a 429 holds the relay back: its Retry-After, else a backoff that grows with
@@ -150,11 +144,12 @@ class Deliverer:
         result = await self._client.send([row.payload for row in chunk], env=chunk[0].env)
         self._metrics.send_seconds.observe(time.perf_counter() - started)
         self._metrics.attempts.labels(result.status.value).inc()
-        if result.status is SendStatus.TRANSIENT:
-            clock = self._clock
-            self._health.failed(result.error, result.retry_after, clock.now_ms(), clock.monotonic())
+        if result.status in (SendStatus.TRANSIENT, SendStatus.RATE_LIMITED):
+            self._health.failed(result.error, result.retry_after)
         elif result.status is not SendStatus.UNAUTHORIZED:
             self._health.answered()
+        if result.status is not SendStatus.UNAUTHORIZED:
+            self._health.key_accepted()
         if result.status not in (SendStatus.OK, SendStatus.UNAUTHORIZED):
             log.warning(
                 "Inngest took %d of %d events: %s",
@@ -209,6 +204,10 @@ class Deliverer:
                 failures, result.retry_after, s.backoff_base, s.backoff_max, self._rng
             )
             outcome.retries.append(Retry(row.seq, now + int(delay * 1000), result.error))
+
+    def _hold_back(self, outcome: BatchOutcome, rows: Sequence[ClaimedRow], pause: float) -> None:
+        """Hand ``rows`` back untouched, due once the relay's pause is over."""
+        self._release(outcome, rows, self._clock.now_ms() + int(pause * 1000))
 
     @staticmethod
     def _release(outcome: BatchOutcome, rows: Sequence[ClaimedRow], until: int) -> None:

@@ -1,9 +1,10 @@
 """``service relay``: the relay in a process of its own, several of which may share a database.
 
-It wakes on PostgreSQL's NOTIFY from each insert (polling is the fallback, and SQLite's only
-way), serves ``/metrics`` and ``/health`` on ``RELAY_METRICS_PORT`` (0 turns that off), and
-stops on SIGTERM or SIGINT after recording the batches in flight; a second signal exits at
-once (the leases give the rows back).
+It runs the relay with its housekeeping beside it, wakes on PostgreSQL's NOTIFY from each
+insert (the backend's ``listen``; polling is the fallback, and SQLite's only way), serves
+``/metrics`` and ``/health`` on ``RELAY_METRICS_PORT`` (0 turns that off), and stops on SIGTERM
+or SIGINT after recording the batches in flight; a second signal exits at once (the leases
+give the rows back).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-import asyncpg
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,10 +22,10 @@ from service.config import Settings
 from service.errors import ServiceError
 from service.heap import freeze_startup_heap
 from service.metrics import Metrics
-from service.relay.loop import Relay, inngest_client
+from service.relay.loop import Relay, inngest_client, run_relay
 from service.store import migrations
-from service.store.engine import asyncpg_dsn, create_engine
-from service.store.outbox import NOTIFY_CHANNEL
+from service.store.backend import backend_of
+from service.store.engine import create_engine
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,16 @@ async def run_relay_process(settings: Settings) -> None:
     _install_signal_handlers(stop, asyncio.current_task())
     engine = create_engine(settings)
     metrics = Metrics()
+    wake = asyncio.Event()
     try:
         await migrations.ensure_at_head(engine)
         async with (
             inngest_client(settings) as client,
-            _listening(settings, engine.dialect.name) as wake,
+            backend_of(engine).listen(wake),
             _metrics_server(settings, metrics, engine),
         ):
             freeze_startup_heap()
-            await Relay(settings, engine, client, metrics, wake=wake).run(stop)
+            await run_relay(Relay(settings, engine, client, metrics, wake=wake), stop)
     finally:
         await engine.dispose()
 
@@ -70,45 +71,6 @@ def _install_signal_handlers(stop: asyncio.Event, main: asyncio.Task[object] | N
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-
-
-@contextlib.asynccontextmanager
-async def _listening(settings: Settings, dialect: str) -> AsyncIterator[asyncio.Event]:
-    """An event set by every NOTIFY of new rows (PostgreSQL); never set on SQLite."""
-    wake = asyncio.Event()
-    if dialect != "postgresql":
-        yield wake
-        return
-    task = asyncio.create_task(_listen_forever(settings, wake), name="relay-listen")
-    try:
-        yield wake
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def _listen_forever(settings: Settings, wake: asyncio.Event) -> None:
-    """Keep a LISTEN connection open, reconnecting after a loss; polling covers the gaps."""
-    dsn = asyncpg_dsn(settings)
-    while True:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=10)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            log.warning(
-                "LISTEN connection failed: %s", exc, extra={"action": "relay.listen_failed"}
-            )
-            await asyncio.sleep(settings.relay.poll_interval * 5)
-            continue
-        lost = asyncio.Event()
-        try:
-            conn.add_termination_listener(lambda _conn, ended=lost: ended.set())
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: wake.set())
-            wake.set()  # rows may have arrived while nobody listened
-            await lost.wait()
-            log.warning("LISTEN connection lost", extra={"action": "relay.listen_lost"})
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
 
 
 @contextlib.asynccontextmanager

@@ -6,15 +6,15 @@ import json
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import InvalidInput
-from service.store.outbox import dumps
-from service.store.tables import APP_SETTINGS_ROW, app_settings
+from service.events.payload import dumps
+from service.store.backend import backend_of
+from service.store.backends.rows import APP_SETTINGS_ROW, EMPTY_DOCUMENT
+from service.store.tables import app_settings
 
-EMPTY_DOCUMENT = "{}"
+__all__ = ["read", "read_json", "replace", "set_key"]
 
 
 async def read_json(conn: AsyncConnection) -> str:
@@ -39,14 +39,9 @@ async def replace(conn: AsyncConnection, document: object, now: int) -> str:
         stored.encode()
     except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses but cannot be stored
         raise InvalidInput("the app settings hold text that is not valid Unicode") from None
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(app_settings).values(id=APP_SETTINGS_ROW, document=stored, updated_at=now)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[app_settings.c.id],
-            set_={"document": stored, "updated_at": now},
-        )
-    )
+    row = {"id": APP_SETTINGS_ROW, "document": stored, "updated_at": now}
+    changes = {"document": stored, "updated_at": now}
+    await conn.execute(backend_of(conn).upsert(app_settings, row, ["id"], changes))
     return stored
 
 

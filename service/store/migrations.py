@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.config import Settings
 from service.errors import SchemaNotCurrent
+from service.store.backend import backend_for
 from service.store.engine import reading
+
+__all__ = ["alembic_config", "current_revision", "ensure_at_head", "head_revision", "upgrade"]
 
 
 def _alembic_ini() -> Path:
@@ -41,21 +42,13 @@ def head_revision() -> str:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Run ``alembic upgrade`` (blocking; it runs its own event loop); a SQLite file's folder
-    is created first, so a fresh checkout can migrate its default ``./var/service.db``, and
-    the file is left in WAL mode."""
-    url = make_url(database_url)
-    sqlite_file = url.database if url.get_backend_name() == "sqlite" else None
-    if sqlite_file in ("", ":memory:"):
-        sqlite_file = None
-    if sqlite_file:
-        Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+    """Run ``alembic upgrade`` (blocking; it runs its own event loop). The backend prepares the
+    database first and settles it after: a SQLite file's folder is created, so a fresh
+    checkout can migrate its default ``./var/service.db``, and the file is left in WAL mode."""
+    backend = backend_for(Settings(database_url=database_url))
+    backend.before_upgrade()
     command.upgrade(alembic_config(database_url), revision)
-    if sqlite_file:
-        # WAL is a property of the file. Switching it takes an exclusive lock that does not
-        # wait, so the processes that open the file next (a server, relays) must not race to.
-        with contextlib.closing(sqlite3.connect(sqlite_file, timeout=30)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+    backend.after_upgrade()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -1,16 +1,15 @@
-"""The outbox's inspection and repair SQL: gauges, stats, list, show, replay, purge.
+"""The outbox's inspection and repair SQL: list, show, replay, purge (its figures are in
+``outbox_stats``).
 
-Every query here is served by an index of ``tables.py`` or is bounded (a LIMIT, a keyset page)
-except the total count of ``stats``, which walks the smallest index once. Writes run in
+Every query here is served by an index of ``tables.py`` or is bounded (a LIMIT, a keyset page).
+Writes run in
 short transactions of at most a batch of rows, so an operator's repair never holds the lock
 that ``POST /api`` and the relays need for long.
 """
 
 from __future__ import annotations
 
-import collections
 import enum
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
@@ -20,134 +19,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.config import RelaySettings
 from service.errors import InvalidInput, NotFound
-from service.store.engine import now_ms, reading, transaction
-from service.store.outbox import NewEvent, add, dumps, new_ids, notify_relays, status_is
+from service.events.ids import new_ids, now_ms
+from service.events.payload import resent_event
+from service.store.backend import backend_of
+from service.store.engine import reading, transaction
+from service.store.outbox import add, notify_relays, status_is
 from service.store.tables import DEAD, DELIVERED, PENDING, outbox_events
 
+__all__ = [
+    "EventFilter",
+    "EventRow",
+    "ReplayAction",
+    "ReplayResult",
+    "apply_retention",
+    "count_events",
+    "count_purgeable",
+    "get_event",
+    "list_events",
+    "purge",
+    "replay_dead",
+    "replay_ids",
+]
+
 t = outbox_events
-
-
-@dataclass(frozen=True)
-class GaugeSnapshot:
-    """The outbox figures that metrics expose, each read through an index."""
-
-    pending: int
-    dead: int
-    oldest_pending_age: float
-
-
-async def gauge_snapshot(engine: AsyncEngine) -> GaugeSnapshot:
-    async with reading(engine) as conn:
-        pending = await conn.scalar(select(func.count()).where(status_is(PENDING)))
-        dead = await conn.scalar(select(func.count()).where(status_is(DEAD)))
-        oldest = await conn.scalar(select(func.min(t.c.created_at)).where(status_is(PENDING)))
-    age = 0.0 if oldest is None else max(0.0, (now_ms() - int(oldest)) / 1000)
-    return GaugeSnapshot(int(pending or 0), int(dead or 0), age)
-
-
-# -- stats ------------------------------------------------------------------------------------
-
-ATTEMPT_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("0", 0, 0),
-    ("1", 1, 1),
-    ("2", 2, 2),
-    ("3-5", 3, 5),
-    ("6-10", 6, 10),
-    ("11+", 11, None),
-)
-TOP_ERRORS = 5
-
-
-def attempt_bucket(attempts: int) -> str:
-    """The label of the bucket ``attempts`` falls in."""
-    for label, low, high in ATTEMPT_BUCKETS:
-        if attempts >= low and (high is None or attempts <= high):
-            return label
-    return ATTEMPT_BUCKETS[0][0]  # negative counts do not happen; keep the function total
-
-
-@dataclass(frozen=True)
-class OutboxStats:
-    """What ``service outbox stats`` shows, as of ``at`` (epoch ms)."""
-
-    at: int
-    counts: dict[str, int]
-    oldest_pending_at: int | None
-    due_now: int  # pending rows a relay may claim now
-    leased: int  # pending rows a relay holds (being sent now)
-    scheduled_later: int  # pending rows waiting for a retry's backoff
-    attempts: dict[str, dict[str, int]]  # bucket -> {"pending": n, "dead": n}
-    top_errors: list[tuple[str, int]]  # last_error -> rows, among pending and dead
-    # When the pending row that has been failing longest failed first (None: none is failing).
-    oldest_failing_since: int | None = None
-
-    @property
-    def oldest_pending_age(self) -> float | None:
-        """Seconds since the oldest pending row was accepted; None when nothing is pending."""
-        if self.oldest_pending_at is None:
-            return None
-        return max(0.0, (self.at - self.oldest_pending_at) / 1000)
-
-    @property
-    def oldest_failing_for(self) -> float | None:
-        """Seconds the longest-failing pending row has been failing; None when none is."""
-        if self.oldest_failing_since is None:
-            return None
-        return max(0.0, (self.at - self.oldest_failing_since) / 1000)
-
-
-async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
-    """Counts by state, the pending rows' schedule, attempts and the commonest errors."""
-    at = now_ms() if now is None else now
-    async with reading(engine) as conn:
-        # Pending and dead rows through their partial indexes, all rows through the smallest
-        # index; the CHECK constraint allows no fourth state, so the rest are delivered.
-        pending = int(await conn.scalar(select(func.count()).where(status_is(PENDING))) or 0)
-        dead = int(await conn.scalar(select(func.count()).where(status_is(DEAD))) or 0)
-        total = int(await conn.scalar(select(func.count()).select_from(t)) or 0)
-        counts = {PENDING: pending, DELIVERED: total - pending - dead, DEAD: dead}
-        # Pending rows only: the partial indexes keep this away from the delivered rows.
-        due, leased, oldest, failing_since = (
-            await conn.execute(
-                select(
-                    func.count().filter(t.c.next_attempt_at <= at),
-                    func.count().filter(t.c.next_attempt_at > at, t.c.locked_until > at),
-                    func.min(t.c.created_at),
-                    func.min(t.c.first_failed_at),
-                ).where(status_is(PENDING))
-            )
-        ).one()
-        attempts: dict[str, dict[str, int]] = {
-            label: {PENDING: 0, DEAD: 0} for label, _low, _high in ATTEMPT_BUCKETS
-        }
-        error_counts: collections.Counter[str] = collections.Counter()
-        # One state at a time, so that each query reads that state's partial index only.
-        for status in (PENDING, DEAD):
-            # Grouped by the raw count (a few distinct values) and bucketed here: a CASE in
-            # both SELECT and GROUP BY is not portable once its literals become parameters.
-            rows = await conn.execute(
-                select(t.c.attempts, func.count()).where(status_is(status)).group_by(t.c.attempts)
-            )
-            for tries, n in rows:
-                attempts[attempt_bucket(int(tries))][status] += int(n)
-            errors = await conn.execute(
-                select(t.c.last_error, func.count())
-                .where(status_is(status), t.c.last_error.is_not(None))
-                .group_by(t.c.last_error)
-            )
-            error_counts.update({str(error): int(n) for error, n in errors})
-        top_errors = sorted(error_counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_ERRORS]
-    return OutboxStats(
-        at=at,
-        counts=counts,
-        oldest_pending_at=None if oldest is None else int(oldest),
-        due_now=int(due or 0),
-        leased=int(leased or 0),
-        scheduled_later=counts[PENDING] - int(due or 0) - int(leased or 0),
-        attempts=attempts,
-        top_errors=top_errors,
-        oldest_failing_since=None if failing_since is None else int(failing_since),
-    )
 
 
 # -- list and show --------------------------------------------------------------------------
@@ -254,19 +148,6 @@ class ReplayResult:
     dry_run: bool = False
 
 
-def resent_event(
-    original_payload: str, name: str, new_id: str, at: int, of: str, env: str | None = None
-) -> NewEvent:
-    """A copy of a stored event under ``new_id``, for the same environment: only the payload's
-    ``id`` changes (``ts`` is still the original acceptance time); the row itself is accepted
-    ``at``, due at once."""
-    document = json.loads(original_payload)
-    if not isinstance(document, dict):
-        raise InvalidInput(f"event {of} has a payload that is not a JSON object")
-    document["id"] = new_id  # keeps the key's position: dicts keep their order
-    return NewEvent(new_id, name, at, dumps(document), replay_of=of, env=env)
-
-
 UNLOCKED: dict[str, Any] = {"locked_by": None, "locked_until": None}
 
 
@@ -332,10 +213,10 @@ async def _rows_for_replay(
 ) -> dict[str, _Stored]:
     columns = (t.c.seq, t.c.id, t.c.name, t.c.status, t.c.payload, t.c.env)
     statement = select(*columns).where(t.c.id.in_(ids))
-    if lock and conn.dialect.name == "postgresql":
+    if lock:
         # A concurrent replay of the same delivered row waits, then sees the same row: two
         # operators re-sending at once each get their copy, as each asked.
-        statement = statement.with_for_update()
+        statement = backend_of(conn).locked(statement)
     return {row.id: _Stored(*row) for row in await conn.execute(statement)}
 
 

@@ -16,6 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.store.engine import transaction
 from service.store.tables import RELAY_PROBE_ROW, relay_probe
 
+__all__ = [
+    "ProbeTurn",
+    "record_recovery",
+    "take_turn",
+]
+
 p = relay_probe.c
 
 

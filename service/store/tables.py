@@ -21,6 +21,19 @@ from sqlalchemy import (
     text,
 )
 
+__all__ = [
+    "DEAD",
+    "DELIVERED",
+    "PENDING",
+    "RELAY_PROBE_ROW",
+    "STATUSES",
+    "app_settings",
+    "idempotency_keys",
+    "metadata",
+    "outbox_events",
+    "relay_probe",
+]
+
 # SQLite gives an autoincrementing rowid only to INTEGER PRIMARY KEY.
 BigSerial = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -87,7 +100,6 @@ app_settings = Table(
     Column("document", Text, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
-APP_SETTINGS_ROW = 1
 
 idempotency_keys = Table(
     "idempotency_keys",

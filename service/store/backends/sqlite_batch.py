@@ -1,5 +1,5 @@
 """The web process's side of the SQLite group commit: it talks to the writer process
-(``python -m service.store.sqlite_writer_process``) over a socket pair, as it would to a
+(``python -m service.store.backends.sqlite_writer``) over a socket pair, as it would to a
 database server, and starts it again after it died or failed a batch.
 """
 
@@ -13,18 +13,18 @@ import socket
 import sys
 from collections.abc import Iterator, Sequence
 
-import orjson
-
 from service.config import Settings
 from service.errors import DatabaseUnavailable
-from service.store.batch_sql import Written
-from service.store.engine import sqlite_path
-from service.store.idempotency import Claim
-from service.store.outbox import EventShell, NewEvent
-from service.store.sqlite_wire import frame, read_frame
+from service.events.payload import EventShell, NewEvent
+from service.store.backends.rows import new_complete_events
+from service.store.backends.sqlite_sql import insert_argument
+from service.store.backends.sqlite_wire import frame, read_frame
+from service.store.batch import Claim, Written, unclaimed
+
+__all__ = ["WRITER_MODULE", "SqliteBatchStore"]
 
 # The module the writer process runs (``python -m``); it appears in ``ps`` beside the server.
-WRITER_MODULE = "service.store.sqlite_writer_process"
+WRITER_MODULE = "service.store.backends.sqlite_writer"
 # A writer that answers nothing for this long beyond SQLite's own lock wait is stuck.
 STUCK_AFTER_S = 30.0
 
@@ -34,14 +34,15 @@ class SqliteBatchStore:
     and again after it died or failed a batch; one batch at a time (the group commit's writer
     task sends them in turn)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, path: str) -> None:
         self._settings = settings
+        self._path = path
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def open(self) -> None:
-        """Start the writer now: it takes ~0.5 s to import, which the first batch would wait."""
+        """Start the writer now: it takes a moment to start, which the first batch would wait."""
         with contextlib.suppress(OSError):
             await self._connection()
 
@@ -49,13 +50,12 @@ class SqliteBatchStore:
         self, claims: Sequence[Claim], shells: Sequence[EventShell], events: Sequence[NewEvent]
     ) -> Written:
         header = json.dumps([dataclasses.astuple(c) for c in claims]).encode()
-        rows = json.dumps([(e.id, e.head, e.tail, e.created_at) for e in shells]).encode()
-        complete = orjson.dumps([(e.id, e.name, e.payload, e.created_at, e.env) for e in events])
+        rows = insert_argument(shells, events).encode()
         timeout = self._settings.sqlite_busy_timeout_ms / 1000 + STUCK_AFTER_S
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await self._connection()
-                writer.write(frame(header) + frame(rows) + frame(complete))
+                writer.write(frame(header) + frame(rows))
                 answer = json.loads(await read_frame(reader))
         except (OSError, EOFError, ValueError, TimeoutError) as error:
             # Whatever the writer did with this batch, its answer is lost: start afresh.
@@ -69,7 +69,7 @@ class SqliteBatchStore:
             raise DatabaseUnavailable(str(answer["error"]))
         by_key = {(c.caller, c.key): c for c in claims}
         held = {by_key[caller, key]: response for caller, key, response in answer["held"]}
-        return Written(held, int(answer["new_events"]))
+        return Written(held, new_complete_events(unclaimed(shells, held), answer["inserted"]))
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = self._reader, self._writer
@@ -88,7 +88,7 @@ class SqliteBatchStore:
                 "-m",
                 WRITER_MODULE,
                 str(theirs.fileno()),
-                sqlite_path(s),
+                self._path,
                 str(s.sqlite_busy_timeout_ms),
                 s.sqlite_synchronous,
                 pass_fds=[theirs.fileno()],

@@ -1,10 +1,9 @@
 """The frames between the web process and the SQLite writer process.
 
-A frame is a 4-byte big-endian length and that many bytes of JSON. A request is three frames:
-the claims, the shells as ``[[id, head, tail, created_at], ...]`` and the complete events as
-``[[id, name, payload, created_at, env], ...]``, which the inserts take as they are. The answer
-is one frame: ``{"held": [[caller, key, response], ...], "new_events": n}`` or
-``{"error": text}``.
+A frame is a 4-byte big-endian length and that many bytes of JSON. A request is two frames:
+the idempotency claims, and the rows of the outbox INSERT as its one parameter takes them
+(``sqlite_sql.insert_argument``). The answer is one frame: ``{"held": [[caller, key,
+response], ...], "inserted": [id, ...]}`` or ``{"error": text}``.
 """
 
 from __future__ import annotations
@@ -12,6 +11,12 @@ from __future__ import annotations
 import asyncio
 import struct
 from typing import BinaryIO
+
+__all__ = [
+    "frame",
+    "read_frame",
+    "read_frame_blocking",
+]
 
 _LENGTH = struct.Struct("!I")
 

@@ -1,0 +1,205 @@
+"""The settings: frozen dataclasses whose fields declare the variable each is read from.
+
+Every field that one variable fills says so in its own line (``setting``): the variable's name,
+its default (also the field's), its parser and its meaning. ``Settings.from_env`` reads them,
+then resolves what depends on more than one variable (the Inngest origin, the next-auth
+secrets, defaults that follow other settings) and checks the settings against each other. The
+README's configuration table is rendered from the same declarations (``service.config.table``).
+The parts: ``delivery`` (Inngest and the relay), ``callers`` (sessions and the Event API).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from service.config.callers import (
+    EventApiSettings,
+    NextAuthSettings,
+    strong_secret,
+    strong_secrets,
+)
+from service.config.delivery import InngestSettings, RelaySettings
+from service.config.variables import (
+    ConfigError,
+    choice,
+    comma_list,
+    declared_variable,
+    duration,
+    flag,
+    integer,
+    read_declared,
+    setting,
+    text,
+)
+
+__all__ = ["Settings", "normalise_database_url", "require_session_secret"]
+
+DEFAULT_SQLITE_PATH = Path("var") / "service.db"
+ENVIRONMENTS = ("development", "production")
+SQLITE_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+LOG_FORMATS = ("auto", "json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DATABASE_DRIVERS = (
+    ("sqlite://", "sqlite+aiosqlite://"),
+    ("postgres://", "postgresql+asyncpg://"),
+    ("postgresql://", "postgresql+asyncpg://"),
+)
+
+
+def normalise_database_url(url: str) -> str:
+    """Map plain ``sqlite://`` and ``postgresql://`` URLs onto the async drivers; refuse a
+    malformed one without echoing it (it may hold a password)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        raise ValueError("not a valid database URL (check its port and characters)") from None
+    if not parts.scheme or any(c.isspace() for c in url):
+        raise ValueError("not a valid database URL (check its port and characters)")
+    for plain, driver in DATABASE_DRIVERS:
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    if url.startswith(tuple(driver for _plain, driver in DATABASE_DRIVERS)):
+        return url
+    raise ValueError("must be a sqlite:// or postgresql:// URL")
+
+
+def _internal_token(token: str) -> None:
+    if len(token) < 16:
+        raise ValueError("each token needs at least 16 characters")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment, validated."""
+
+    environment: str = setting(
+        "SERVICE_ENV",
+        "development",
+        choice(*ENVIRONMENTS),
+        "`production` requires `SESSION_SECRET` and turns on secure cookies",
+    )
+    host: str = setting("HOST", "127.0.0.1", text, "where `service serve` listens")
+    port: int = setting("PORT", 8080, integer(1, 65535), "the port `service serve` listens on")
+    database_url: str = setting(
+        "DATABASE_URL",
+        f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}",
+        normalise_database_url,
+        "`sqlite:///PATH` or `postgresql://USER@HOST:PORT/DB`",
+        shown=f"`sqlite:///{DEFAULT_SQLITE_PATH}`",
+    )
+    sqlite_synchronous: str = setting(
+        "SQLITE_SYNCHRONOUS",
+        "FULL",
+        choice(*SQLITE_SYNC_MODES, upper=True),
+        "SQLite's `synchronous` pragma; `FULL` keeps an acknowledged event through power loss",
+    )
+    sqlite_busy_timeout_ms: int = setting(
+        "SQLITE_BUSY_TIMEOUT_MS",
+        5000,
+        integer(0, 600_000),
+        "how long a write waits for SQLite's lock before the answer is 503",
+    )
+    db_pool_size: int = setting(
+        "DB_POOL_SIZE", 5, integer(1, 100), "database connections per process"
+    )
+    session_secret: str = setting(
+        "SESSION_SECRET",
+        "",
+        strong_secret("SESSION_SECRET"),
+        "encrypts session cookies; 32+ random characters",
+        shown="generated into `var/` in development",
+    )
+    session_previous_secrets: tuple[str, ...] = setting(
+        "SESSION_SECRET_PREVIOUS",
+        (),
+        strong_secrets("SESSION_SECRET_PREVIOUS"),
+        "comma-separated secrets still accepted during a rotation",
+    )
+    session_cookie_name: str = setting(
+        "SESSION_COOKIE_NAME", "AIOHTTP_SESSION", text, "the session cookie's name"
+    )
+    session_max_age: int = setting(
+        "SESSION_MAX_AGE",
+        86400,
+        integer(60, 400 * 86400),
+        "seconds a session cookie stays valid",
+    )
+    session_cookie_secure: bool = setting(
+        "SESSION_COOKIE_SECURE",
+        False,
+        flag,
+        "the cookie's `Secure` flag",
+        shown="on in production",
+    )
+    internal_api_tokens: tuple[str, ...] = setting(
+        "INTERNAL_API_TOKENS",
+        (),
+        comma_list(_internal_token),
+        "comma-separated bearer tokens of internal callers (16+ characters each)",
+    )
+    nextauth: NextAuthSettings = field(default_factory=NextAuthSettings)
+    max_body_bytes: int = setting(
+        "MAX_BODY_BYTES",
+        64 * 1024,
+        integer(1024, 16 * 1024 * 1024),
+        "request bodies above this are refused with 413",
+    )
+    idempotency_ttl: float = setting(
+        "IDEMPOTENCY_TTL",
+        86400.0,
+        duration(low=1.0),
+        "how long an `Idempotency-Key` is remembered",
+    )
+    log_format: str = setting(
+        "LOG_FORMAT",
+        "auto",
+        choice(*LOG_FORMATS),
+        "`json` (one object a line), `text`, or `auto`: text on a terminal, else JSON",
+    )
+    log_level: str = setting(
+        "LOG_LEVEL",
+        "INFO",
+        choice(*LOG_LEVELS, upper=True),
+        "`DEBUG`, `INFO`, `WARNING`, `ERROR`",
+    )
+    inngest: InngestSettings = field(default_factory=InngestSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    event_api: EventApiSettings = field(default_factory=EventApiSettings)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests and CLI flags use this)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every variable; raise ``ConfigError`` on the first bad one."""
+        env = os.environ if env is None else env
+        values = read_declared(cls, env)
+        production = values["environment"] == "production"
+        if not declared_variable(cls, "session_cookie_secure").is_set(env):
+            values["session_cookie_secure"] = production
+        inngest = InngestSettings.from_env(env)
+        return cls(
+            **values,
+            nextauth=NextAuthSettings.from_env(env, production),
+            inngest=inngest,
+            relay=RelaySettings.from_env(env, inngest.request_timeout),
+            event_api=EventApiSettings.from_env(env),
+        )
+
+
+def require_session_secret(settings: Settings) -> None:
+    """Processes that read or make cookies need a real secret in production (development
+    falls back to one kept in ``var/``); relays and migrations never touch cookies."""
+    if settings.is_production and not settings.session_secret:
+        raise ConfigError("SESSION_SECRET", "required when SERVICE_ENV=production")

@@ -1,0 +1,142 @@
+"""The SQLite backend: the default, embedded in the service's processes.
+
+One writer at a time is SQLite's rule: write transactions are ``BEGIN IMMEDIATE`` (the write
+lock taken at once, which gives a claim the exclusivity PostgreSQL's row locks give) unless a
+connection asks for a read-only one, and waits for the lock are bounded by
+``SQLITE_BUSY_TIMEOUT_MS``. Relays find new rows by polling: SQLite cannot tell another
+process that rows were committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, event
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import Insert
+
+from service.config import Settings
+from service.events.payload import EventShell, NewEvent
+from service.store.backends.base import BACKEND_OPTION
+from service.store.backends.rows import new_complete_events
+from service.store.backends.sqlite_batch import SqliteBatchStore
+from service.store.backends.sqlite_sql import INSERT, apply_pragmas, file_identity, insert_argument
+from service.store.batch import BatchStore
+
+__all__ = ["SqliteBackend", "sqlite_path"]
+
+# A connection whose one write statement is a transaction of its own (the driver's autocommit).
+SINGLE_STATEMENT = {"service_single_statement": True}
+
+
+def sqlite_path(database_url: str) -> str:
+    """The file of a SQLite database URL."""
+    return make_url(database_url).database or ""
+
+
+class SqliteBackend:
+    """A SQLite file shared by the processes of one host."""
+
+    name = "sqlite"
+    migrates_by_copy = True  # SQLite alters a table by copying it
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = sqlite_path(settings.database_url)
+
+    def create_engine(self) -> AsyncEngine:
+        s = self.settings
+        self.before_upgrade()
+        engine = create_async_engine(
+            s.database_url,
+            pool_size=s.db_pool_size,
+            max_overflow=0,
+            pool_timeout=30,
+            execution_options={BACKEND_OPTION: self},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+            # The driver's own transaction handling is off: the "begin" hook below decides.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            apply_pragmas(cursor, s.sqlite_busy_timeout_ms, s.sqlite_synchronous)
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(connection: Any) -> None:
+            # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY
+            # when another writer got in between, without waiting for busy_timeout.
+            options = connection.get_execution_options()
+            if options.get("service_single_statement", False):
+                return  # the driver's autocommit (see ``single_statement``)
+            read_only = options.get("service_read_only", False)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+        return engine
+
+    def missing(self) -> str | None:
+        if self.path and self.path != ":memory:" and file_identity(self.path) is None:
+            return "the database file is missing: run `service db upgrade`"
+        return None
+
+    def before_upgrade(self) -> None:
+        if self.path and self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+    def after_upgrade(self) -> None:
+        # WAL is a property of the file. Switching it takes an exclusive lock that does not
+        # wait, so the processes that open the file next (a server, relays) must not race to.
+        if self.path and self.path != ":memory:":
+            with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+
+    async def single_statement(self, conn: AsyncConnection) -> AsyncConnection:
+        # The write lock is then held only while the statement runs in the driver's thread, not
+        # across the trips back through the event loop that BEGIN, the statement and COMMIT
+        # take in turn, while every other writer (the group commit's process) waits.
+        return await conn.execution_options(**SINGLE_STATEMENT)
+
+    async def insert(
+        self, conn: AsyncConnection, shells: Sequence[EventShell], events: Sequence[NewEvent]
+    ) -> int:
+        if not shells and not events:
+            return 0
+        result = await conn.exec_driver_sql(INSERT, (insert_argument(shells, events),))
+        return new_complete_events(shells, list(result.scalars()))
+
+    def seq_in(self, column: ColumnElement[int], seqs: Sequence[int]) -> ColumnElement[bool]:
+        return column.in_(seqs)
+
+    def locked(self, statement: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
+        # A write transaction holds SQLite's one write lock from its BEGIN IMMEDIATE, and a
+        # single statement from its start: no other writer can change the rows meanwhile.
+        return statement
+
+    def upsert(
+        self,
+        table: Table,
+        values: Mapping[str, Any],
+        key: Sequence[str],
+        changes: Mapping[str, Any],
+    ) -> Insert:
+        statement = sqlite_insert(table).values(**values)
+        return statement.on_conflict_do_update(index_elements=list(key), set_=dict(changes))
+
+    async def notify(self, conn: AsyncConnection) -> None:
+        pass  # relays on SQLite find new rows at their next poll
+
+    @contextlib.asynccontextmanager
+    async def listen(self, wake: asyncio.Event) -> AsyncIterator[None]:
+        yield  # nothing to listen to: relays poll
+
+    def open_batch_store(self) -> BatchStore:
+        return SqliteBatchStore(self.settings, self.path)

@@ -1,6 +1,8 @@
 """The relay's sense of time: wall-clock milliseconds for the database, a monotonic clock for
 pauses, and sleeping. One object, so that tests can run hours of an outage in a second with a
-clock they move themselves (the relay never reads time any other way)."""
+clock they move themselves: the relay reads time and waits only through it, except for two
+readings that must be real (how long a request to Inngest took, for the metrics, and a
+``Retry-After`` date, read against the real date the server wrote it by)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
-"""The database: engine and pragmas, tables, migrations, and all of the SQL: the outbox's
-(add, claim, record in ``outbox``; inspect, replay, purge in ``outbox_admin``), the app
-settings document, idempotency keys, and the group commit's batch writers, including the
-SQLite writer process.
+"""The database. One backend per database (``backends``: SQLite, PostgreSQL) owns everything
+that differs between them, and the engine it makes carries it (``backend``); the rest is
+written once: the engine's connections (``engine``), the tables (``tables``), the outbox's
+writes and delivery (``outbox``: add, claim, record), its figures (``outbox_stats``), its
+inspection and repair (``outbox_admin``: list, show, replay, purge), the app settings document
+(``app_settings``), idempotency keys (``idempotency``), the relays' shared probe
+(``probe_slot``), the group commit's contract (``batch``) and the migrations (``migrations``).
 
-It uses only the process-wide configuration and errors.
+It uses only the process-wide configuration and errors, and the event.
 """

@@ -10,7 +10,7 @@ and asks the backend of its engine (``backend_of``) for these pieces.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from sqlalchemy.sql.dml import Insert
 from service.events.payload import EventShell, NewEvent
 from service.store.batch import BatchStore
 
-__all__ = ["BACKEND_OPTION", "READ_ONLY", "Backend"]
+__all__ = ["BACKEND_OPTION", "READ_ONLY", "Backend", "upsert_statement"]
 
 # The execution option under which an engine made by a backend carries it (``backend_of``).
 BACKEND_OPTION = "service_backend"
@@ -65,14 +65,8 @@ class Backend(Protocol):
     def locked(self, statement: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
         """``statement`` taking row locks on what it selects, until the transaction ends."""
 
-    def upsert(
-        self,
-        table: Table,
-        values: Mapping[str, Any],
-        key: Sequence[str],
-        changes: Mapping[str, Any],
-    ) -> Insert:
-        """Insert ``values``, or update the row with the same ``key`` columns by ``changes``."""
+    def upsert(self, table: Table, row: Mapping[str, Any], key: str) -> Insert:
+        """Insert ``row``, or give the row with the same ``key`` column its other values."""
 
     async def notify(self, conn: AsyncConnection) -> None:
         """Wake listening relays when ``conn``'s transaction commits."""
@@ -83,3 +77,14 @@ class Backend(Protocol):
 
     def open_batch_store(self) -> BatchStore:
         """The group commit's writer; it connects when opened, or on its first write."""
+
+
+def upsert_statement(
+    insert: Callable[[Table], Any], table: Table, row: Mapping[str, Any], key: str
+) -> Insert:
+    """``upsert`` with a dialect's own ``insert`` (both dialects spell ON CONFLICT alike)."""
+    changes = {column: value for column, value in row.items() if column != key}
+    statement: Insert = (
+        insert(table).values(**row).on_conflict_do_update(index_elements=[key], set_=changes)
+    )
+    return statement

@@ -17,7 +17,7 @@ from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
 from service.events.payload import EventShell, NewEvent
-from service.store.backends.base import BACKEND_OPTION
+from service.store.backends.base import BACKEND_OPTION, upsert_statement
 from service.store.backends.postgres_batch import PostgresBatchStore
 from service.store.backends.postgres_sql import (
     INSERT,
@@ -84,15 +84,8 @@ class PostgresBackend:
     def locked(self, statement: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
         return statement.with_for_update(skip_locked=skip_locked)
 
-    def upsert(
-        self,
-        table: Table,
-        values: Mapping[str, Any],
-        key: Sequence[str],
-        changes: Mapping[str, Any],
-    ) -> Insert:
-        statement = postgres_insert(table).values(**values)
-        return statement.on_conflict_do_update(index_elements=list(key), set_=dict(changes))
+    def upsert(self, table: Table, row: Mapping[str, Any], key: str) -> Insert:
+        return upsert_statement(postgres_insert, table, row, key)
 
     async def notify(self, conn: AsyncConnection) -> None:
         await conn.exec_driver_sql(NOTIFY)

@@ -25,7 +25,7 @@ from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
 from service.events.payload import EventShell, NewEvent
-from service.store.backends.base import BACKEND_OPTION
+from service.store.backends.base import BACKEND_OPTION, upsert_statement
 from service.store.backends.rows import new_complete_events
 from service.store.backends.sqlite_batch import SqliteBatchStore
 from service.store.backends.sqlite_sql import INSERT, apply_pragmas, file_identity, insert_argument
@@ -121,15 +121,8 @@ class SqliteBackend:
         # single statement from its start: no other writer can change the rows meanwhile.
         return statement
 
-    def upsert(
-        self,
-        table: Table,
-        values: Mapping[str, Any],
-        key: Sequence[str],
-        changes: Mapping[str, Any],
-    ) -> Insert:
-        statement = sqlite_insert(table).values(**values)
-        return statement.on_conflict_do_update(index_elements=list(key), set_=dict(changes))
+    def upsert(self, table: Table, row: Mapping[str, Any], key: str) -> Insert:
+        return upsert_statement(sqlite_insert, table, row, key)
 
     async def notify(self, conn: AsyncConnection) -> None:
         pass  # relays on SQLite find new rows at their next poll

@@ -10,7 +10,7 @@ RUNTIME_LOCK := requirements/runtime.txt
 # next-auth's own session cookies (tests/js) and Inngest's JS SDKs (tests/inngest-js).
 JS_STAMPS := tests/js/node_modules/.installed tests/inngest-js/node_modules/.installed
 
-.PHONY: run test lint format docs install lock bench clean
+.PHONY: run test test-fast test-busy lint format docs install lock bench clean
 
 # The locked set first (pip, setuptools and wheel included), then the project itself, editable,
 # built with those locked tools: nothing unpinned is fetched.
@@ -46,10 +46,25 @@ run: $(STAMP)
 	$(BIN)/service db upgrade
 	INNGEST_DEV=$${INNGEST_DEV-1} $(BIN)/service serve
 
-## The whole test suite (SQLite and PostgreSQL; PostgreSQL tests skip with a reason if absent;
-## the JS SDK tests skip without node, and fail instead when CI is set)
+## The whole test suite: tests/unit, tests/integration (SQLite and PostgreSQL; the PostgreSQL
+## tests skip with a reason if it is absent) and tests/system (real processes; the JS clients'
+## tests skip without node, and fail instead when CI is set)
 test: $(STAMP) $(JS_STAMPS)
 	$(BIN)/pytest
+
+## The unit layer alone: no database, no sockets, no processes; seconds
+test-fast: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+## The whole suite three times in a row while three busy loops keep both cores busy: a test that
+## depends on how fast the machine is fails here first
+test-busy: $(STAMP) $(JS_STAMPS)
+	@pids=""; for n in 1 2 3; do $(PYTHON) -c 'while True: pass' & pids="$$pids $$!"; done; \
+	trap "kill $$pids" EXIT INT TERM; status=0; \
+	for run in 1 2 3; do \
+		started=$$(date +%s); $(BIN)/pytest -q || status=1; \
+		echo "busy run $$run: $$(( $$(date +%s) - started )) s"; \
+	done; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,8 +7,10 @@ Every test database is built by ``alembic upgrade head``: once per session into 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +31,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ("sqlite", "postgresql")
+# A test of what one backend does its own way runs on that backend only: the other one does
+# not collect it (rather than skip it).
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
+POSTGRESQL_ONLY = pytest.mark.parametrize("backend", ["postgresql"])
 
 
 def _asyncpg_dsn(url: str) -> str:
@@ -160,3 +166,23 @@ def bearer(token: str = TOKEN) -> dict[str, str]:
 def mint() -> Minter:
     """Session cookies made by next-auth's own code (skips without node; fails so in CI)."""
     return Minter()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The root logger's handlers and level as they were before the test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def local_time_far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local time is New York's (4 or 5 hours off UTC) during the test."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

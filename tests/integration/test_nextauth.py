@@ -22,9 +22,9 @@ from service.http.auth import NO_CREDENTIALS, issue_cookie
 from service.http.keys import NEXTAUTH
 from service.http.nextauth import NextAuthReader
 from tests.conftest import bearer
+from tests.integration.test_api import assert_problem, post_raw, rows
+from tests.integration.test_nextauth_reader import BIG, ROTATION, Clock
 from tests.nextauth_cookies import APP_SECRET, OTHER_SECRET, PROFILE, PROFILE_USER, Minter, spec
-from tests.test_api import assert_problem, post_raw, rows
-from tests.test_nextauth_reader import BIG, ROTATION, Clock
 
 V5 = "authjs.session-token"
 AppClient = Callable[..., Awaitable[tuple[TestClient, Clock]]]

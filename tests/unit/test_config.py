@@ -151,7 +151,7 @@ def test_the_defaults_of_the_dataclass_are_those_of_an_empty_environment() -> No
 
 
 def test_the_readme_table_is_the_declarations() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert render() in readme, "the README's configuration table is stale: run `make docs`"
     assert replace_table(readme) == readme
 

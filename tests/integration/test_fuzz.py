@@ -29,7 +29,7 @@ from tests.conftest import TOKEN
 from tests.live_server import LiveServer
 from tests.nextauth_cookies import APP_SECRET
 
-SPEC = Path(__file__).resolve().parents[1] / "service" / "http" / "openapi.yaml"
+SPEC = Path(__file__).resolve().parents[2] / "service" / "http" / "openapi.yaml"
 MAX_EXAMPLES = 50  # per operation and run; the whole module takes a few seconds
 SEED = 20251123
 

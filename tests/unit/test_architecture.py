@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "service"
 MAX_MODULE_LINES = 450
 MAX_TOP_LEVEL_MODULES = 10

@@ -7,15 +7,7 @@ The handler under test is the real one (``configure_logging``), writing into a b
 from __future__ import annotations
 
 import io
-import json
-import logging
-import re
 import sqlite3
-import sys
-import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,11 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import NextAuthSettings, Settings
 from service.http.app import create_app
 from service.http.auth import issue_cookie
-from service.logs import configure_logging
 from tests.conftest import SECRET, TOKEN, bearer, make_settings
 from tests.fake_inngest import Answer, running_fake
+from tests.log_capture import capture, records
 from tests.nextauth_cookies import APP_SECRET, OTHER_SECRET, Minter, spec
-from tests.processes import free_port, service_env, spawn, sqlite_copy, stop, wait_http
 from tests.relay_harness import (
     EVENT_KEY,
     eventually,
@@ -40,84 +31,6 @@ from tests.relay_harness import (
     seed,
     settled,
 )
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def capture(monkeypatch: pytest.MonkeyPatch, stream: io.StringIO, **settings: Any) -> io.StringIO:
-    """Install the service's own handler, writing into ``stream`` instead of stderr."""
-    monkeypatch.setattr(sys, "stderr", stream)
-    configure_logging(Settings(**settings))
-    return stream
-
-
-def records(stream: io.StringIO) -> list[dict[str, Any]]:
-    lines = [line for line in stream.getvalue().splitlines() if line.strip()]
-    return [json.loads(line) for line in lines]  # every line is one JSON object
-
-
-@pytest.mark.usefixtures("restore_logging")
-def test_auto_is_json_off_a_terminal_and_text_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    piped = capture(monkeypatch, io.StringIO(), log_format="auto")
-    log = logging.getLogger("service.relay")
-    log.error("event e-1 is dead", extra={"action": "relay.buried", "event_id": "e-1"})
-    logging.getLogger("some.library").warning("no action given")
-    first, second = records(piped)
-    assert first["action"] == "relay.buried" and first["event_id"] == "e-1"
-    assert first["level"] == "ERROR" and first["message"] == "event e-1 is dead"
-    assert first["logger"] == "service.relay" and first["time"]
-    assert second["action"] == "some.library"  # the default: the logger's name
-
-    terminal = capture(monkeypatch, Terminal(), log_format="auto")
-    log.info("relay r-1 started", extra={"action": "relay.started"})
-    line = terminal.getvalue().strip()
-    assert not line.startswith("{")
-    assert "INFO" in line and "[relay.started]" in line and line.endswith("relay r-1 started")
-
-    forced = capture(monkeypatch, Terminal(), log_format="json")
-    log.info("still json", extra={"action": "x.y"})
-    assert records(forced)[0]["action"] == "x.y"
-
-
-@pytest.fixture
-def local_time_far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process's local time is New York's (4 or 5 hours off UTC) during the test."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-@pytest.mark.usefixtures("restore_logging", "local_time_far_from_utc")
-def test_json_time_is_rfc3339_utc_with_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Log pipelines parse ``time`` without a pattern: RFC 3339, UTC, ``Z``, milliseconds; the
-    keys of a line are the documented ones, in that order."""
-    assert time.localtime().tm_gmtoff != 0  # local time must not leak into the line
-    out = capture(monkeypatch, io.StringIO(), log_format="json")
-    before = datetime.now(UTC)
-    logging.getLogger("service.relay").info("sent", extra={"action": "relay.sent"})
-    after = datetime.now(UTC)
-    [line] = records(out)
-    assert list(line) == ["time", "level", "logger", "action", "message"]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]), line["time"]
-    logged = datetime.fromisoformat(line["time"])
-    assert logged.tzinfo is not None and logged.utcoffset() == timedelta(0)
-    # Milliseconds are truncated, so the line may read up to 1 ms before ``before``.
-    assert before - timedelta(milliseconds=1) <= logged <= after
-    assert (line["level"], line["logger"]) == ("INFO", "service.relay")
 
 
 async def test_relay_logs_never_show_the_event_key(
@@ -224,42 +137,6 @@ async def test_api_never_echoes_credentials(
     assert all(line["action"] for line in records(out))
 
 
-@pytest.mark.slow
-async def test_relay_process_logs_json_lines_without_the_key(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> None:
-    """A real ``service relay`` with LOG_FORMAT unset and stderr in a file: JSON lines, each
-    with an action; Inngest refuses the key (quoting it back) and the key still never shows."""
-    await seed(engine, 2)
-    refusal = Answer.raw(401, b'{"error":"key ' + EVENT_KEY.encode() + b' unknown"}')
-    async with running_fake(default=refusal) as fake:
-        env = service_env(
-            database_url,
-            INNGEST_EVENT_API_BASE_URL=fake.origin,
-            INNGEST_EVENT_KEY=EVENT_KEY,
-            RELAY_METRICS_PORT="0",
-            RELAY_POLL_INTERVAL="100ms",
-            LOG_LEVEL="DEBUG",
-        )
-        del env["LOG_FORMAT"]
-        relay = spawn(["relay"], env, tmp_path / "relay.log")
-        try:
-            await eventually(lambda: _refused(fake), timeout=15)
-        finally:
-            assert await stop(relay) == 0
-    text = (tmp_path / "relay.log").read_text()
-    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-    assert {"relay.started", "relay.unauthorized", "relay.stopped"} <= {
-        line["action"] for line in lines
-    }
-    assert all(line["action"] and line["level"] and line["time"] for line in lines)
-    assert EVENT_KEY not in text
-
-
-async def _refused(fake: object) -> bool:
-    return 401 in fake.statuses  # type: ignore[attr-defined]
-
-
 async def test_an_oversized_credential_header_is_not_logged(
     aiohttp_client: Any,
     settings: Settings,
@@ -276,53 +153,6 @@ async def test_an_oversized_credential_header_is_not_logged(
     logged = out.getvalue()
     assert "s3cr3ts3cr3t" not in logged
     assert any(line["action"] == "http.malformed_request" for line in records(out))
-
-
-SERVE_STARTS = {
-    "relay": (
-        ["serve"],
-        {"INNGEST_EVENT_API_BASE_URL": "http://127.0.0.1:9", "INNGEST_EVENT_KEY": EVENT_KEY},
-        "http://127.0.0.1:9",
-        "the relay delivers to Inngest at http://127.0.0.1:9",
-    ),
-    "dev-server": (
-        ["serve"],
-        {"INNGEST_DEV": "1"},
-        "http://127.0.0.1:8288",
-        "the relay delivers to Inngest's dev server at http://127.0.0.1:8288 (start it with "
-        "`npx inngest-cli@latest dev`; its UI shows the events)",
-    ),
-    "no-relay": (
-        ["serve", "--no-relay"],
-        {"INNGEST_EVENT_KEY": EVENT_KEY},
-        None,
-        "no relay in this process (--no-relay): `service relay` delivers the outbox",
-    ),
-}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", sorted(SERVE_STARTS))
-async def test_serve_says_where_it_delivers_and_never_the_key(
-    case: str, sqlite_template: Path, tmp_path: Path
-) -> None:
-    """The start of a real ``service serve``: where it listens, whether its relay runs and
-    where that relay sends (the origin: the key is in the endpoint's path, never logged)."""
-    args, extra, origin, delivery = SERVE_STARTS[case]
-    port = free_port()
-    env = service_env(sqlite_copy(sqlite_template, tmp_path), PORT=str(port), **extra)
-    server = spawn(args, env, tmp_path / "serve.log")
-    try:
-        await wait_http(f"http://127.0.0.1:{port}/health", server)
-    finally:
-        assert await stop(server) == 0
-    text = (tmp_path / "serve.log").read_text()
-    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-    [started] = [line for line in lines if line["action"] == "serve.started"]
-    assert started["message"] == f"serving on http://127.0.0.1:{port}; {delivery}"
-    assert started["relay"] is (origin is not None)
-    assert started.get("inngest_origin") == origin
-    assert EVENT_KEY not in text
 
 
 async def test_next_auth_session_cookies_are_never_logged_or_echoed(

@@ -8,15 +8,14 @@ import sqlite3
 from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import make_url
 
-from tests.conftest import admin_execute, bearer
-from tests.test_api import assert_problem
+from tests.conftest import POSTGRESQL_ONLY, SQLITE_ONLY, admin_execute, bearer
+from tests.integration.test_api import assert_problem
 
 
+@SQLITE_ONLY
 async def test_locked_sqlite_gives_503_then_recovers(
     client: TestClient, database_url: str, backend: str
 ) -> None:
-    if backend != "sqlite":
-        return
     path = make_url(database_url).database
     assert path
     holder = sqlite3.connect(path, isolation_level=None)
@@ -32,11 +31,10 @@ async def test_locked_sqlite_gives_503_then_recovers(
     assert (await client.post("/api", headers=bearer())).status == 200
 
 
+@POSTGRESQL_ONLY
 async def test_closed_postgres_database_gives_503_then_recovers(
     client: TestClient, database_url: str, backend: str
 ) -> None:
-    if backend != "postgresql":
-        return
     name = make_url(database_url).database
     assert (await client.post("/api", headers=bearer())).status == 200  # the pool is warm
     await admin_execute(

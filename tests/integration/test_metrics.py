@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,25 +23,11 @@ from service.events.ids import now_ms
 from service.http.app import create_app
 from service.metrics import Metrics
 from service.store import outbox, outbox_stats
-from tests.conftest import admin_execute, bearer, make_settings
-from tests.fake_inngest import Answer, running_fake
-from tests.processes import free_port, service_env, spawn, stop, wait_http
-from tests.relay_harness import EVENT_KEY, eventually, relay_settings, running_relay, settled
-from tests.test_api import assert_problem
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(exposition: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(exposition)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
+from tests.conftest import POSTGRESQL_ONLY, SQLITE_ONLY, admin_execute, bearer, make_settings
+from tests.fake_inngest import running_fake
+from tests.integration.test_api import assert_problem
+from tests.metric_samples import Samples, parse, value
+from tests.relay_harness import eventually, relay_settings, running_relay, settled
 
 
 async def scrape(client: TestClient) -> Samples:
@@ -122,14 +105,13 @@ def statements(engine: AsyncEngine) -> Iterator[list[tuple[str, object]]]:
     event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
+@SQLITE_ONLY
 async def test_outbox_queries_read_through_indexes(
     engine: AsyncEngine, backend: str, statements: list[tuple[str, object]]
 ) -> None:
     """SQLite's plans are stable on an empty table: the gauges search an index or scan a
     partial one (which holds only the rows counted), and every statement of ``stats`` reads an
     index, never the table itself."""
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL's plans depend on table statistics; see the 1M-row figures")
     await outbox_stats.gauge_snapshot(engine)
     gauges = sum("outbox_events" in sql for sql, _params in statements)
     await outbox_stats.stats(engine)
@@ -168,11 +150,10 @@ async def test_ready_is_503_with_the_reason_when_the_schema_is_behind(
     assert (await client.get("/health")).status == 200  # alive, just not ready
 
 
+@SQLITE_ONLY
 async def test_ready_is_503_when_the_sqlite_file_is_not_a_database(
     aiohttp_client, backend: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    if backend != "sqlite":
-        pytest.skip("SQLite's file")
     path = tmp_path / "broken.db"
     path.write_bytes(b"this is not a database file\n" * 200)
     client = await aiohttp_client(create_app(make_settings(f"sqlite+aiosqlite:///{path}")))
@@ -181,11 +162,10 @@ async def test_ready_is_503_when_the_sqlite_file_is_not_a_database(
     await assert_problem(await client.post("/api", headers=bearer()), 503)
 
 
+@SQLITE_ONLY
 async def test_ready_and_writes_are_503_once_the_sqlite_file_is_deleted(
     client: TestClient, database_url: str, backend: str
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite's file")
     assert (await client.get("/ready")).status == 200  # the pool holds a connection
     assert (await client.post("/api", headers=bearer())).status == 200  # so does the writer
     path = make_url(database_url).database or ""
@@ -198,11 +178,10 @@ async def test_ready_and_writes_are_503_once_the_sqlite_file_is_deleted(
     assert answers == [503, 503]
 
 
+@POSTGRESQL_ONLY
 async def test_ready_and_writes_are_503_when_the_postgres_database_is_dropped(
     client: TestClient, database_url: str, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL's DROP DATABASE")
     assert (await client.post("/api", headers=bearer())).status == 200  # pools are warm
     assert (await client.get("/ready")).status == 200
     await admin_execute(f'DROP DATABASE "{make_url(database_url).database}" WITH (FORCE)')
@@ -212,43 +191,3 @@ async def test_ready_and_writes_are_503_when_the_postgres_database_is_dropped(
         await assert_problem(await client.post("/api", headers=bearer()), 503)
     metrics = await client.get("/metrics")  # still answers, with the counters
     assert metrics.status == 200
-
-
-@pytest.mark.slow
-async def test_relay_process_serves_metrics_and_health(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> None:
-    """A real ``service relay``: /health and /metrics on RELAY_METRICS_PORT; a refused key
-    shows as unauthorized attempts while the rows stay pending (nothing dead-lettered)."""
-    async with engine.begin() as conn:
-        await outbox.add(conn, [payload.new_event({"n": n}, None, now_ms()) for n in range(4)])
-    port = free_port()
-    async with running_fake(default=Answer.unauthorized()) as fake:
-        env = service_env(
-            database_url,
-            INNGEST_EVENT_API_BASE_URL=fake.origin,
-            INNGEST_EVENT_KEY=EVENT_KEY,
-            RELAY_METRICS_PORT=str(port),
-            RELAY_POLL_INTERVAL="100ms",
-        )
-        relay = spawn(["relay"], env, tmp_path / "relay.log")
-        try:
-            await wait_http(f"http://127.0.0.1:{port}/health", relay)
-            await eventually(lambda: _has_requests(fake), timeout=10)
-            async with aiohttp.ClientSession() as session:
-                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                    assert response.status == 200
-                    samples = parse(await response.text())
-                async with session.get(f"http://127.0.0.1:{port}/health") as response:
-                    assert await response.json() == {"status": "ok"}
-        finally:
-            assert await stop(relay, signal.SIGTERM) == 0
-    assert value(samples, "relay_delivery_attempts_total", outcome="unauthorized") >= 1
-    assert value(samples, "outbox_pending_rows") == 4
-    assert value(samples, "outbox_dead_rows") == 0
-    assert value(samples, "outbox_events_delivered_total") == 0
-    assert "relay.unauthorized" in (tmp_path / "relay.log").read_text()
-
-
-async def _has_requests(fake: object) -> bool:
-    return len(fake.requests) >= 1  # type: ignore[attr-defined]

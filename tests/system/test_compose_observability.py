@@ -1,7 +1,7 @@
 """docker-compose.yml's ``observability`` profile: Prometheus scraping the API and every relay
 with the alert rules loaded, Grafana provisioned with the dashboard and Prometheus as its data
 source; every file the compose file mounts exists. Nothing is started (no Docker engine in
-CI): the wiring is read from the files, as tests/test_compose.py does for the rest."""
+CI): the wiring is read from the files, as tests/system/test_compose.py does for the rest."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from service.config import Settings
-from tests.test_compose import (
+from tests.system.test_compose import (
     COMPOSE,
     ROOT,
     SERVICES,

@@ -31,7 +31,7 @@ from tests.live_server import LiveServer
 from tests.nextauth_cookies import APP_SECRET, OTHER_SECRET, Minter
 from tests.nextauth_cookies import spec as cookie_spec
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "service" / "http" / "openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[2] / "service" / "http" / "openapi.yaml"
 SPEC: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text())
 SCHEMA = schemathesis.openapi.from_path(SPEC_PATH)
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -15,8 +15,8 @@ from service.config import Settings
 from service.http.app import create_app
 from service.store.idempotency import purge_expired
 from service.store.tables import idempotency_keys, outbox_events
-from tests.conftest import bearer
-from tests.test_api import assert_problem, cookie
+from tests.conftest import SQLITE_ONLY, bearer
+from tests.integration.test_api import assert_problem, cookie
 
 
 async def count(engine: AsyncEngine, table: object = outbox_events) -> int:
@@ -105,11 +105,10 @@ async def test_malformed_keys_are_400(client: TestClient, engine: AsyncEngine, k
     assert await count(engine) == 0
 
 
+@SQLITE_ONLY
 async def test_a_failed_first_attempt_leaves_the_key_free(
     client: TestClient, database_url: str, backend: str, engine: AsyncEngine
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("the write is made to fail by holding SQLite's lock")
     holder = sqlite3.connect(str(make_url(database_url).database), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:

@@ -16,9 +16,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.test_compose import DOCKERFILE
+from tests.system.test_compose import DOCKERFILE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_LOCK = ROOT / "requirements" / "runtime.txt"
 DEV_LOCK = ROOT / "requirements" / "dev.txt"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

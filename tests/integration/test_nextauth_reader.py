@@ -1,7 +1,7 @@
 """The next-auth session reader against cookies made by next-auth 4's and @auth/core's own code:
 both formats and their cookie names, chunks, the key and kid, the times (with a clock the test
 holds), the secrets of a rotation, the user, and every refusal. No database is involved here;
-tests/test_nextauth.py sends the same cookies to POST /api on both backends."""
+tests/integration/test_nextauth.py sends the same cookies to POST /api on both backends."""
 
 from __future__ import annotations
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -33,18 +30,3 @@ def test_a_migrated_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:
     migrations.upgrade(f"sqlite+aiosqlite:///{path}")
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-
-def test_db_upgrade_works_from_any_folder(tmp_path: Path) -> None:
-    """alembic.ini is found beside the package, not only in the current folder."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'elsewhere.db'}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "service", "db", "upgrade"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "elsewhere.db").is_file()

@@ -5,7 +5,8 @@ Unlike ``test_fuzz.py``, whose requests come from the OpenAPI spec, these come f
 random bytes, JSON nested thousands deep or larger than the body limit, wrong types, random
 headers, cookies (the session cookie's name among them), bearer tokens, ``Idempotency-Key``s
 and methods. The run is seeded and bounded (``HOSTILE_EXAMPLES``, default 300: a few seconds);
-set it higher for a longer hunt: ``HOSTILE_EXAMPLES=20000 pytest tests/test_hostile_requests.py``.
+set it higher for a longer hunt:
+``HOSTILE_EXAMPLES=20000 pytest tests/integration/test_hostile_requests.py``.
 """
 
 from __future__ import annotations

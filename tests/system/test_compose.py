@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from service.cli.main import main as cli
 from service.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_PATH = ROOT / "docker-compose.yml"
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_PATH.read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -52,7 +52,7 @@ THIRD_PARTY_VARIABLES = {
     "inngest": frozenset(
         {"INNGEST_DEV", "INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "INNGEST_LOG_LEVEL"}
     ),
-    # The observability profile (tests/test_compose_observability.py).
+    # The observability profile (tests/system/test_compose_observability.py).
     "prometheus": frozenset(),
     "grafana": frozenset(
         {

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import bearer
+from tests.conftest import POSTGRESQL_ONLY, bearer
 from tests.fake_inngest import Answer, FakeInngest, running_fake
 from tests.processes import free_port, kill, service_env, spawn, stop, wait_http
 from tests.relay_harness import EVENT_KEY, eventually, rows_by_id, seed, settled, statuses
@@ -117,11 +117,10 @@ async def test_post_reaches_inngest_within_a_second_through_serve(
     assert [line for line in lines if line["level"] not in ("DEBUG", "INFO")] == []
 
 
+@POSTGRESQL_ONLY
 async def test_a_separate_relay_wakes_on_notify_from_the_api(
     database_url: str, backend: str, tmp_path: Path
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; a relay on SQLite polls")
     port = free_port()
     async with running_fake() as fake:
         env = relay_env(database_url, fake.origin, RELAY_POLL_INTERVAL="30s")

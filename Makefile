@@ -9,6 +9,9 @@ RUNTIME_LOCK := requirements/runtime.txt
 # The tests' real JavaScript clients, each an npm package installed from its lock file:
 # next-auth's own session cookies (tests/js) and Inngest's JS SDKs (tests/inngest-js).
 JS_STAMPS := tests/js/node_modules/.installed tests/inngest-js/node_modules/.installed
+# Tests run in parallel processes (pytest-xdist): they wait on databases, sockets and child
+# processes far more than on the two cores, so three overlap those waits.
+TEST_WORKERS ?= 3
 
 .PHONY: run test test-fast test-busy lint format docs install lock bench clean
 
@@ -50,7 +53,7 @@ run: $(STAMP)
 ## tests skip with a reason if it is absent) and tests/system (real processes; the JS clients'
 ## tests skip without node, and fail instead when CI is set)
 test: $(STAMP) $(JS_STAMPS)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 ## The unit layer alone: no database, no sockets, no processes; seconds
 test-fast: $(STAMP)
@@ -62,7 +65,7 @@ test-busy: $(STAMP) $(JS_STAMPS)
 	@pids=""; for n in 1 2 3; do $(PYTHON) -c 'while True: pass' & pids="$$pids $$!"; done; \
 	trap "kill $$pids" EXIT INT TERM; status=0; \
 	for run in 1 2 3; do \
-		started=$$(date +%s); $(BIN)/pytest -q || status=1; \
+		started=$$(date +%s); $(BIN)/pytest -q -n $(TEST_WORKERS) || status=1; \
 		echo "busy run $$run: $$(( $$(date +%s) - started )) s"; \
 	done; exit $$status
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import hypothesis
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +25,10 @@ from service.config import InngestSettings, RelaySettings, Settings
 from service.store import migrations
 from service.store.engine import create_engine
 from tests.nextauth_cookies import Minter
+
+# No example may fail for taking long: on a machine busy with other work every one is slower.
+hypothesis.settings.register_profile("service", deadline=None)
+hypothesis.settings.load_profile("service")
 
 TOKEN = "test-internal-token-0123456789abcdef"
 SECRET = "test-session-secret-0123456789abcdefghijklmnop"

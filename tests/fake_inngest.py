@@ -218,7 +218,7 @@ class FakeInngest:
         """The status of every answer so far (None for a reset)."""
         return [record.status for record in self.requests]
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for(self, count: int, timeout: float = 60.0) -> None:
         """Wait until at least ``count`` events are stored; TimeoutError after ``timeout``."""
         stored = self._stored
         if stored is None:

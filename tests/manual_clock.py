@@ -10,12 +10,15 @@ exactly the schedule it asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
 from collections.abc import Awaitable, Callable
 
-REAL_WAIT = 10.0  # real seconds a step may wait for the tasks to fall asleep
+# Real seconds a step may wait for the tasks to fall asleep: only a failure detector (a task
+# stuck on something that never ends), so generous enough for a machine busy with other work.
+REAL_WAIT = 60.0
 
 
 class ManualClock:
@@ -25,6 +28,7 @@ class ManualClock:
         self._now = (time.time() * 1000 if start_ms is None else start_ms) / 1000
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
+        self._fell_asleep: asyncio.Event | None = None  # set whenever a task falls asleep
 
     def now_ms(self) -> int:
         return int(self._now * 1000)
@@ -38,7 +42,21 @@ class ManualClock:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), waiter))
+        self.fell_asleep.set()
         await waiter
+
+    @property
+    def fell_asleep(self) -> asyncio.Event:
+        """Set whenever a task falls asleep on this clock (cleared by whoever waits for it)."""
+        if self._fell_asleep is None:
+            self._fell_asleep = asyncio.Event()
+        return self._fell_asleep
+
+    @property
+    def next_wakeup(self) -> float | None:
+        """When the earliest sleep ends (monotonic seconds), or None when nothing sleeps."""
+        self._drop_cancelled()
+        return self._sleepers[0][0] if self._sleepers else None
 
     @property
     def asleep(self) -> int:
@@ -48,9 +66,17 @@ class ManualClock:
     def advance(self) -> None:
         """Jump to the earliest wake-up and wake every sleep due by then."""
         self._drop_cancelled()
-        if not self._sleepers:
-            return
-        self._now = max(self._now, self._sleepers[0][0])
+        if self._sleepers:
+            self._now = max(self._now, self._sleepers[0][0])
+            self._wake_due()
+
+    def pass_time(self, seconds: float) -> None:
+        """Move the clock ``seconds`` on at once (as a slow request would), waking every sleep
+        due by then."""
+        self._now += seconds
+        self._wake_due()
+
+    def _wake_due(self) -> None:
         while self._sleepers and self._sleepers[0][0] <= self._now:
             *_, waiter = heapq.heappop(self._sleepers)
             if not waiter.done():
@@ -84,15 +110,37 @@ async def drive(
             await step()
 
 
+async def all_asleep(clock: ManualClock, sleepers: int) -> None:
+    """Return once ``sleepers`` tasks are asleep on ``clock``: nothing can happen now but time
+    (the database and HTTP run for real, so this waits for them)."""
+    await _all_asleep(clock, sleepers)
+
+
 async def _all_asleep(clock: ManualClock, sleepers: int) -> None:
     deadline = time.monotonic() + REAL_WAIT
-    while clock.asleep < sleepers:
+    while clock.asleep < sleepers or _runnable():
         if time.monotonic() > deadline:
             awake = "\n".join(_where_tasks_are())
             raise TimeoutError(
                 f"{clock.asleep} of {sleepers} tasks asleep after {REAL_WAIT}s; tasks:\n{awake}"
             )
-        await asyncio.sleep(0.0005)
+        if clock.asleep >= sleepers:
+            # A task woken by an event just now (a wake-up, a stop) still has its sleep on the
+            # clock until it runs: let everything runnable run, then look again.
+            await asyncio.sleep(0)
+            continue
+        clock.fell_asleep.clear()
+        # Woken by the next task that falls asleep (no polling while the others work).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await clock.fell_asleep.wait()
+
+
+def _runnable() -> int:
+    """How many callbacks the event loop has ready to run besides the one running now: none
+    means every task waits (on the clock, or on I/O that has not answered yet)."""
+    # The loop's own queue of ready callbacks: asyncio has no public way to ask for it.
+    return len(asyncio.get_running_loop()._ready)  # type: ignore[attr-defined]
 
 
 def _where_tasks_are() -> list[str]:

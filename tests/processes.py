@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import signal
@@ -20,10 +21,27 @@ from tests.conftest import SECRET, TOKEN
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The ports of the servers tests start: below the kernel's ephemeral range (the ports outgoing
+# connections are given), in a block of their own for each worker of a parallel run, so that a
+# port one test was handed is never another test's, nor a client socket's.
+FIRST_PORT = 20000
+PORTS_PER_WORKER = 2000
+_next_port = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port of this worker's block that nothing listens on now."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    block = FIRST_PORT + int(worker or 0) * PORTS_PER_WORKER
+    for _ in range(PORTS_PER_WORKER):
+        port = block + next(_next_port) % PORTS_PER_WORKER
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (a server an earlier test left, or someone else's)
+        return port
+    raise RuntimeError(f"no free port in {block}..{block + PORTS_PER_WORKER - 1}")
 
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:

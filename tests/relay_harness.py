@@ -1,4 +1,11 @@
-"""Helpers for relay tests: seed the outbox, read row states, run a relay until a condition."""
+"""Helpers for relay tests: seed the outbox, read row states, run a relay on a clock the test
+moves until a condition holds.
+
+A relay under test runs on a ``ManualClock``: its pauses, backoffs, leases and polls are the
+clock's, which moves only while every task of the relay is asleep on it (``RelayRun.until``).
+The database and HTTP run for real. So a test asserts what the relay did, never how fast the
+machine was: "nothing else happened while paused" is the clock not having passed the pause.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -16,19 +24,25 @@ from service.config import InngestSettings, RelaySettings, Settings
 from service.events import payload
 from service.events.ids import now_ms
 from service.metrics import Metrics
-from service.relay.clock import Clock
+from service.relay.clock import Clock, SystemClock
 from service.relay.loop import Relay, inngest_client, run_relay
 from service.store import outbox
 from service.store.tables import outbox_events
+from tests.manual_clock import ManualClock, all_asleep, drive
 
 EVENT_KEY = "relay-test-key-5f3a9c"
+HOUR = 3600.0
+# A request to the fake Inngest answers in milliseconds; this much real time is only a failure
+# detector (a busy machine answers in well under a tenth of it). Tests of timeouts set their own.
+REQUEST_TIMEOUT = 5.0
 
 FAST_RELAY = RelaySettings(
     batch_size=100,
     max_attempts=50,
     backoff_base=0.01,
     backoff_max=0.05,
-    lease_seconds=2.0,
+    # On the test's clock: a lease runs out only when the test moves the clock past it.
+    lease_seconds=60.0,
     poll_interval=0.05,
     # One worker: scripted answers then meet the batches in a known order (two workers may
     # split a batch between them). Tests of concurrency ask for more.
@@ -36,11 +50,13 @@ FAST_RELAY = RelaySettings(
 )
 
 
-def relay_settings(settings: Settings, origin: str, **relay: Any) -> Settings:
+def relay_settings(
+    settings: Settings, origin: str, *, request_timeout: float = REQUEST_TIMEOUT, **relay: Any
+) -> Settings:
     """``settings`` pointed at a fake Inngest, with fast retries (overridable)."""
     return settings.replace(
         inngest=InngestSettings(
-            origin=origin, event_key=EVENT_KEY, dev_mode=False, request_timeout=0.5
+            origin=origin, event_key=EVENT_KEY, dev_mode=False, request_timeout=request_timeout
         ),
         relay=dataclasses.replace(FAST_RELAY, **relay),
     )
@@ -74,7 +90,9 @@ async def settled(engine: AsyncEngine) -> bool:
     return all(status != "pending" for status in (await statuses(engine)).values())
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    """Wait in real time until ``condition()`` holds, for what runs on the real clock (other
+    processes); ``timeout`` only detects a failure, so it is generous."""
     deadline = time.monotonic() + timeout
     while not await condition():
         if time.monotonic() > deadline:
@@ -82,21 +100,68 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 
         await asyncio.sleep(0.02)
 
 
+@dataclass(frozen=True)
+class RelayRun:
+    """A relay and its housekeeping running on ``clock``, which the test moves."""
+
+    relay: Relay
+    clock: ManualClock
+
+    @property
+    def sleepers(self) -> int:
+        """The tasks asleep on the clock when nothing but time can happen: the workers and
+        the housekeeping."""
+        return self.relay.settings.concurrency + 1
+
+    async def until(
+        self,
+        condition: Callable[[], Awaitable[bool]],
+        *,
+        within: float = 600.0,
+        step: Callable[[], Awaitable[None]] | None = None,
+    ) -> float:
+        """Move the clock whenever every task is asleep, until ``condition()`` holds; return
+        the clock's seconds that took (fails past ``within`` of them)."""
+        return await drive(self.clock, self.sleepers, condition, within=within, step=step)
+
+    async def quiet(self) -> None:
+        """Wait until every task is asleep on the clock: what can happen without the clock
+        moving has happened."""
+        await all_asleep(self.clock, self.sleepers)
+
+
 @asynccontextmanager
 async def running_relay(
     settings: Settings,
     engine: AsyncEngine,
     metrics: Metrics | None = None,
-    clock: Clock | None = None,
+    clock: ManualClock | None = None,
+) -> AsyncIterator[RelayRun]:
+    """A relay with its housekeeping, running in this event loop on ``clock`` (a new
+    ``ManualClock`` when none is given); stopped on exit."""
+    clock = clock or ManualClock()
+    async with _relay(settings, engine, metrics or Metrics(), clock) as relay:
+        yield RelayRun(relay, clock)
+
+
+@asynccontextmanager
+async def relay_in_background(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Relay]:
+    """A relay on the real clock, delivering while the test drives other processes (an SDK,
+    a service) in real time; stopped on exit."""
+    async with _relay(settings, engine, Metrics(), SystemClock()) as relay:
+        yield relay
+
+
+@asynccontextmanager
+async def _relay(
+    settings: Settings, engine: AsyncEngine, metrics: Metrics, clock: Clock
 ) -> AsyncIterator[Relay]:
-    """A relay with its housekeeping, running in this event loop (on ``clock``, if given);
-    stopped on exit."""
     stop = asyncio.Event()
     async with inngest_client(settings) as client:
-        relay = Relay(settings, engine, client, metrics or Metrics(), clock=clock)
+        relay = Relay(settings, engine, client, metrics, clock=clock)
         task = asyncio.create_task(run_relay(relay, stop))
         try:
             yield relay
         finally:
             stop.set()
-            await asyncio.wait_for(task, timeout=10)
+            await asyncio.wait_for(task, timeout=60)

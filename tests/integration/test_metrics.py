@@ -27,7 +27,7 @@ from tests.conftest import POSTGRESQL_ONLY, SQLITE_ONLY, admin_execute, bearer, 
 from tests.fake_inngest import running_fake
 from tests.integration.test_api import assert_problem
 from tests.metric_samples import Samples, parse, value
-from tests.relay_harness import eventually, relay_settings, running_relay, settled
+from tests.relay_harness import relay_settings, running_relay, settled
 
 
 async def scrape(client: TestClient) -> Samples:
@@ -63,8 +63,10 @@ async def test_counters_gauges_and_histograms_after_a_known_sequence(
         await outbox.add(conn, [payload.new_event({"poison": True}, None, now_ms())])
     relay_metrics = Metrics()
     async with running_fake(poison_marker="poison") as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine, relay_metrics):
-            await eventually(lambda: settled(engine))
+        async with running_relay(
+            relay_settings(settings, fake.origin), engine, relay_metrics
+        ) as run:
+            await run.until(lambda: settled(engine))
         assert len(fake.requests) == 1  # all four in one batch: 3 accepted, the 4th refused
     await relay_metrics.refresh_outbox_gauges(engine)
     relay = parse(relay_metrics.exposition().decode())

@@ -34,7 +34,7 @@ from service.store.outbox import BatchOutcome, Burial, Retry
 from tests.conftest import SECRET, TOKEN
 from tests.fake_inngest import running_fake
 from tests.processes import ROOT
-from tests.relay_harness import eventually, relay_settings, rows_by_id, running_relay
+from tests.relay_harness import relay_settings, rows_by_id, running_relay
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 
@@ -387,8 +387,8 @@ async def test_replayed_rows_reach_inngest(
         engine, "test-relay", BatchOutcome(released=await _seqs(engine, rows.leased)), now_ms()
     )
     async with running_fake() as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: _is_delivered(engine, rows.dead[0], resent["new_id"]))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: _is_delivered(engine, rows.dead[0], resent["new_id"]))
     received = {e["id"]: e for e in fake.received}
     assert requeued["id"] in received and resent["new_id"] in received
     assert received[resent["new_id"]]["data"] == {"n": 0}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -15,9 +14,9 @@ from service.events.ids import now_ms
 from service.relay.health import OUTAGE_AFTER
 from service.store import outbox
 from tests.fake_inngest import Answer, FakeInngest, running_fake
+from tests.manual_clock import ManualClock
 from tests.relay_harness import (
     EVENT_KEY,
-    eventually,
     relay_settings,
     rows_by_id,
     running_relay,
@@ -33,8 +32,8 @@ async def test_200_delivers_the_stored_events_exactly(
     ids = await seed(engine, 10)
     stored = {i: row["payload"] for i, row in (await rows_by_id(engine)).items()}
     async with running_fake(event_key=EVENT_KEY) as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
         assert fake.received_ids == ids
         assert [
             json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in fake.received
@@ -52,8 +51,8 @@ async def test_200_with_text_content_type_still_delivers(
 ) -> None:
     await seed(engine, 3)
     async with running_fake(default=Answer.ok(content_type="text/plain")) as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
     assert set((await statuses(engine)).values()) == {"delivered"}
 
 
@@ -63,8 +62,8 @@ async def test_partial_400_delivers_prefix_buries_failed_and_resends_rest(
     ids = await seed(engine, 5)
     async with running_fake() as fake:
         fake.enqueue(Answer.partial(2, "data.plan: must be a string"))
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
         assert sorted(fake.received_ids) == sorted([ids[0], ids[1], ids[3], ids[4]])
     rows = await rows_by_id(engine)
     assert [rows[i]["status"] for i in ids] == [
@@ -84,8 +83,8 @@ async def test_400_with_no_ids_accepted_buries_only_the_first(
     ids = await seed(engine, 3)
     async with running_fake() as fake:
         fake.enqueue(Answer.none_accepted("name is reserved"))
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
     assert [(await statuses(engine))[i] for i in ids] == ["dead", "delivered", "delivered"]
 
 
@@ -94,15 +93,26 @@ async def test_401_keeps_every_row_pending_and_pauses(
 ) -> None:
     await seed(engine, 4)
     async with running_fake(event_key="the-right-key-000") as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine) as relay:
-            await eventually(lambda: _len_at_least(fake.requests, 1))
-            await eventually(lambda: _unlocked(engine))
-            requests_seen = len(fake.requests)
+        tuned = relay_settings(settings, fake.origin, backoff_max=60.0)
+        async with running_relay(tuned, engine) as run:
+            await run.until(lambda: _len_at_least(fake.requests, 1))
+            await run.quiet()  # the outcome recorded, every task asleep: only time is left
             rows = await rows_by_id(engine)
-            assert relay.health.paused_until > 0
-        assert len(fake.requests) == requests_seen  # paused: no hammering with a bad key
+            health = run.relay.health
+            first_pause = health.paused_for()
+            assert first_pause >= 1.0
+            # Paused: no task wakes before the pause is over, so nothing is sent until then
+            # (no hammering with a bad key).
+            assert run.clock.next_wakeup is not None
+            assert run.clock.next_wakeup >= health.paused_until
+            assert len(fake.requests) == 1
+            took = await run.until(lambda: _len_at_least(fake.requests, 2))
+            await run.quiet()
+            assert took >= first_pause
+            assert health.paused_for() > first_pause  # refused again: a longer pause
     assert {r["status"] for r in rows.values()} == {"pending"}
     assert {r["attempts"] for r in rows.values()} == {0}
+    assert all(r["locked_by"] is None for r in rows.values())
     assert all(r["next_attempt_at"] > now_ms() - 5000 for r in rows.values())
     refused = [r for r in caplog.records if getattr(r, "action", "") == "relay.unauthorized"]
     assert refused and "INNGEST_EVENT_KEY" in refused[0].getMessage()
@@ -112,9 +122,11 @@ async def test_401_keeps_every_row_pending_and_pauses(
 async def test_403_is_treated_like_401(settings: Settings, engine: AsyncEngine) -> None:
     await seed(engine, 2)
     async with running_fake(default=Answer.forbidden()) as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: _len_at_least(fake.requests, 1))
-            await eventually(lambda: _unlocked(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: _len_at_least(fake.requests, 1))
+            await run.quiet()
+            assert run.relay.health.paused_for() > 0
+            assert await _unlocked(engine)
     assert set((await statuses(engine)).values()) == {"pending"}
 
 
@@ -122,8 +134,8 @@ async def test_413_splits_the_batch(settings: Settings, engine: AsyncEngine) -> 
     ids = await seed(engine, 8)
     async with running_fake() as fake:
         fake.enqueue(Answer.payload_too_large(), Answer.payload_too_large())
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
         assert [len(r.events) for r in fake.requests] == [8, 4, 2, 2, 4]
         assert sorted(fake.received_ids) == sorted(ids)
     assert set((await statuses(engine)).values()) == {"delivered"}
@@ -139,8 +151,8 @@ async def test_an_event_too_large_alone_is_buried(settings: Settings, engine: As
         return None
 
     async with running_fake(policy=refuse_big) as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
     rows = await rows_by_id(engine)
     assert [rows[i]["status"] for i in ids] == ["delivered"] * 3 + ["dead"] + ["delivered"] * 2
     assert "too large" in rows[ids[3]]["last_error"]
@@ -150,17 +162,18 @@ async def test_429_honours_retry_after(settings: Settings, engine: AsyncEngine) 
     await seed(engine, 2)
     async with running_fake() as fake:
         fake.enqueue(Answer.rate_limited("2"))
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: _len_at_least(fake.requests, 1))
-            await eventually(lambda: _unlocked(engine))
-            retried_at = now_ms()
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: _len_at_least(fake.requests, 1))
+            await run.quiet()
+            retried_at = run.clock.now_ms()
             rows = await rows_by_id(engine)
             # A rate limit is no verdict on the rows: handed back untouched, due after it.
             assert all(r["attempts"] == 0 for r in rows.values())
             assert all(r["next_attempt_at"] >= retried_at + 1500 for r in rows.values())
             assert all(r["last_error"] is None for r in rows.values())
-            await eventually(lambda: settled(engine), timeout=10)
+            took = await run.until(lambda: settled(engine))
         assert fake.statuses == [429, 200]
+        assert took >= 2.0  # nothing was sent before the Retry-After had passed
     assert set((await statuses(engine)).values()) == {"delivered"}
 
 
@@ -170,7 +183,7 @@ async def test_429_honours_retry_after(settings: Settings, engine: AsyncEngine) 
         Answer.server_error(500),
         Answer.server_error(503),
         Answer.connection_reset(),
-        Answer.slow(2.0),  # beyond the 0.5 s request timeout; the fake stores it anyway
+        Answer.slow(30.0),  # far beyond the 1 s request timeout; the fake stores it anyway
         Answer.raw(400, b"<html>bad gateway</html>", content_type="text/html"),
     ],
     ids=["500", "503", "reset", "timeout", "garbage-400"],
@@ -181,8 +194,9 @@ async def test_transient_failures_are_retried_until_delivered(
     ids = await seed(engine, 3)
     async with running_fake() as fake:
         fake.enqueue(failure, failure)
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        tuned = relay_settings(settings, fake.origin, request_timeout=1.0)
+        async with running_relay(tuned, engine) as run:
+            await run.until(lambda: settled(engine))
         assert set(fake.received_ids) == set(ids)  # repeats, if any, under the same ids
         sent = [event["id"] for request in fake.requests for event in request.events]
     rows = await rows_by_id(engine)
@@ -197,8 +211,10 @@ async def test_rows_die_after_max_attempts_with_the_last_error(
 ) -> None:
     await seed(engine, 2)
     async with running_fake(default=Answer.server_error(502)) as fake:
-        async with running_relay(relay_settings(settings, fake.origin, max_attempts=3), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(
+            relay_settings(settings, fake.origin, max_attempts=3), engine
+        ) as run:
+            await run.until(lambda: settled(engine))
         sent = [event["id"] for request in fake.requests for event in request.events]
     rows = await rows_by_id(engine)
     assert {sent.count(i) for i in rows} == {3}
@@ -213,8 +229,8 @@ async def test_a_poison_event_in_a_batch_of_100_dies_alone(
 ) -> None:
     ids = await seed(engine, 100, data=lambda n: {"n": n, "poison": n == 37})
     async with running_fake(poison_marker='"poison": true') as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
         assert len(set(fake.received_ids)) == 99
     rows = await rows_by_id(engine)
     dead = [i for i in ids if rows[i]["status"] == "dead"]
@@ -228,8 +244,8 @@ async def test_batches_are_bounded_by_count_and_bytes(
     await seed(engine, 30, data=lambda n: {"pad": "x" * 900})
     async with running_fake() as fake:
         tuned = relay_settings(settings, fake.origin, batch_size=12, batch_max_bytes=8 * 1024)
-        async with running_relay(tuned, engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(tuned, engine) as run:
+            await run.until(lambda: settled(engine))
         assert all(len(r.events) <= 12 and len(r.body) <= 8 * 1024 for r in fake.requests)
         assert len(fake.received) == 30
 
@@ -238,13 +254,17 @@ async def test_a_lease_keeps_rows_from_other_relays_until_it_expires(
     settings: Settings, engine: AsyncEngine
 ) -> None:
     ids = await seed(engine, 5)
-    taken = await outbox.claim(engine, "crashed-relay", 100, lease_ms=1500, now=now_ms())
+    clock, sent_at = ManualClock(), []
+    taken = await outbox.claim(engine, "crashed-relay", 100, lease_ms=1500, now=clock.now_ms())
+    lease_end = clock.now_ms() + 1500
     assert [row.id for row in taken] == ids
-    assert await outbox.claim(engine, "other", 100, lease_ms=1500, now=now_ms()) == []
-    async with running_fake() as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine), timeout=10)
+    assert await outbox.claim(engine, "other", 100, lease_ms=1500, now=clock.now_ms()) == []
+    async with running_fake(policy=lambda _i, _e: sent_at.append(clock.now_ms())) as fake:
+        tuned = relay_settings(settings, fake.origin)
+        async with running_relay(tuned, engine, clock=clock) as run:
+            await run.until(lambda: settled(engine))
         assert sorted(fake.received_ids) == sorted(ids)
+    assert sent_at[0] >= lease_end  # nothing was taken before the crashed relay's lease ran out
 
 
 async def test_a_storm_of_failures_ends_with_everything_delivered_once_by_id(
@@ -262,13 +282,15 @@ async def test_a_storm_of_failures_ends_with_everything_delivered_once_by_id(
         if roll < 0.45:
             return Answer.connection_reset()
         if roll < 0.50:
-            return Answer.slow(1.0)  # a stall past the timeout; the fake keeps the events
+            return Answer.slow(30.0)  # a stall past the timeout; the fake keeps the events
         return None
 
     async with running_fake(policy=storm) as fake:
-        tuned = relay_settings(settings, fake.origin, batch_size=50, concurrency=4)
-        async with running_relay(tuned, engine):
-            await eventually(lambda: settled(engine), timeout=60)
+        tuned = relay_settings(
+            settings, fake.origin, request_timeout=1.0, batch_size=50, concurrency=4
+        )
+        async with running_relay(tuned, engine) as run:
+            await run.until(lambda: settled(engine))
         assert set(fake.received_ids) == set(ids)
     assert set((await statuses(engine)).values()) == {"delivered"}
 
@@ -303,8 +325,8 @@ async def test_after_an_outage_the_first_success_brings_the_waiting_retries_forw
     fresh = await seed(engine, 1)
     async with running_fake() as fake:
         fake.enqueue(*[Answer.server_error(503)] * OUTAGE_AFTER)  # an outage, as seen here
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine), timeout=5)
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
         assert set(fake.received_ids) == {*waiting, *fresh}
     actions = [getattr(r, "action", "") for r in caplog.records]
     assert actions.count("relay.outage") == 1
@@ -318,9 +340,9 @@ async def test_retries_inngest_timed_with_retry_after_are_not_brought_forward(
     fresh = await seed(engine, 1)
     async with running_fake() as fake:
         fake.enqueue(*[Answer.rate_limited("0")] * OUTAGE_AFTER)
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: _received_all(fake, fresh), timeout=5)
-            await asyncio.sleep(0.3)
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: _received_all(fake, fresh))
+            await run.quiet()
         assert fake.received_ids == fresh
     states = await statuses(engine)
     assert [states[i] for i in waiting] == ["pending", "pending"]
@@ -364,8 +386,8 @@ async def test_an_unexpected_error_does_not_stop_the_relay(
 
     monkeypatch.setattr(outbox, "claim", flaky_claim)
     async with running_fake() as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
         assert sorted(fake.received_ids) == sorted(ids)
     assert any(getattr(r, "action", "") == "relay.worker_failed" for r in caplog.records)
 
@@ -378,19 +400,30 @@ async def test_no_request_starts_after_its_lease_could_have_passed_on(
     settings: Settings, engine: AsyncEngine
 ) -> None:
     # 20 events of ~500 bytes in requests of at most 2 KiB: one claim, several requests, each
-    # answered after 0.3 s; the lease (1 s) is over before the last could be sent.
+    # taking 3 s of the relay's clock. The lease (10 s) less a request's timeout (2 s) leaves
+    # 8 s to start requests in: three go, and the rest of the batch is handed back.
     ids = await seed(engine, 20, data=lambda n: {"n": n, "pad": "x" * 400})
-    async with running_fake(default=Answer.ok(delay=0.3)) as fake:
+    clock, started = ManualClock(), []
+
+    def takes_three_seconds(_index: int, _events: object) -> None:
+        started.append(clock.monotonic())
+        clock.pass_time(3.0)
+
+    async with running_fake(policy=takes_three_seconds) as fake:
         tuned = relay_settings(
             settings,
             fake.origin,
+            request_timeout=2.0,
             batch_size=20,
             batch_max_bytes=2048,
-            lease_seconds=1.0,
+            lease_seconds=10.0,
             concurrency=2,
         )
-        async with running_relay(tuned, engine):
-            await eventually(lambda: settled(engine), timeout=20)
+        async with running_relay(tuned, engine, clock=clock) as run:
+            await run.until(lambda: settled(engine))
         # Had a request gone out after the lease ended, the other worker would have taken
         # the same rows and sent them again.
         assert sorted(fake.received_ids) == sorted(ids)
+    first_claim = started[0]
+    assert [round(at - first_claim) for at in started[:3]] == [0, 3, 6]
+    assert len(started) > 3  # the rest went under a claim of their own

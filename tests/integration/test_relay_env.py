@@ -12,7 +12,7 @@ from service.events import payload
 from service.events.ids import now_ms
 from service.store import outbox
 from tests.fake_inngest import running_fake
-from tests.relay_harness import EVENT_KEY, eventually, relay_settings, running_relay, settled
+from tests.relay_harness import EVENT_KEY, relay_settings, running_relay, settled
 
 
 async def test_one_request_per_environment(settings: Settings, engine: AsyncEngine) -> None:
@@ -25,8 +25,8 @@ async def test_one_request_per_environment(settings: Settings, engine: AsyncEngi
     async with engine.begin() as conn:
         await outbox.add(conn, events)
     async with running_fake(event_key=EVENT_KEY) as fake:
-        async with running_relay(relay_settings(settings, fake.origin), engine):
-            await eventually(lambda: settled(engine))
+        async with running_relay(relay_settings(settings, fake.origin), engine) as run:
+            await run.until(lambda: settled(engine))
     sent = {
         record.headers.get("x-inngest-env"): [event["n"] for event in json.loads(record.body)]
         for record in fake.requests

@@ -49,7 +49,8 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(
             )
             for _ in range(32)
         ]
-        deadline = time.monotonic() + 10
+        # A generous failure detector, not a speed test: 300 acknowledged, however long it takes.
+        deadline = time.monotonic() + 120
         while len(acknowledged) < 300 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert kill(process) != 0  # SIGKILL mid-stream, requests in flight

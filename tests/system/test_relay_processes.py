@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -88,10 +87,10 @@ async def test_sigterm_finishes_and_records_the_batch_in_flight(
 ) -> None:
     await seed(engine, 10)
     async with running_fake() as fake:
-        fake.enqueue(Answer.slow(1.5))  # answers 200 after 1.5 s
+        fake.enqueue(Answer.slow(2.0))  # answers 200 after 2 s, a tenth of the timeout
         relay = spawn(
             ["relay"],
-            relay_env(database_url, fake.origin, INNGEST_REQUEST_TIMEOUT="5s", RELAY_LEASE="10s"),
+            relay_env(database_url, fake.origin, INNGEST_REQUEST_TIMEOUT="20s", RELAY_LEASE="60s"),
             tmp_path / "r.log",
         )
         await eventually(lambda: _has_requests(fake, 1), timeout=20)
@@ -100,16 +99,15 @@ async def test_sigterm_finishes_and_records_the_batch_in_flight(
     assert {r["status"] for r in rows.values()} == {"delivered"}, (tmp_path / "r.log").read_text()
 
 
-async def test_post_reaches_inngest_within_a_second_through_serve(
-    database_url: str, tmp_path: Path
-) -> None:
+async def test_a_post_wakes_the_relay_of_serve(database_url: str, tmp_path: Path) -> None:
     port = free_port()
     async with running_fake(event_key=EVENT_KEY) as fake:
-        env = relay_env(database_url, fake.origin, RELAY_POLL_INTERVAL="10s")
+        # Polling once an hour: only the commit's wake-up can deliver within the test.
+        env = relay_env(database_url, fake.origin, RELAY_POLL_INTERVAL="1h")
         server = spawn(["serve", "--port", str(port)], env, tmp_path / "serve.log")
         try:
             await wait_http(f"http://127.0.0.1:{port}/health", server)
-            await _posts_reach_inngest_within_a_second(port, fake)
+            await _posts_reach_inngest(port, fake)
         finally:
             assert await stop(server) == 0
     # A clean run logs no warning (a misconfigured handler warns on every connection).
@@ -123,13 +121,14 @@ async def test_a_separate_relay_wakes_on_notify_from_the_api(
 ) -> None:
     port = free_port()
     async with running_fake() as fake:
-        env = relay_env(database_url, fake.origin, RELAY_POLL_INTERVAL="30s")
+        # Polling once an hour: only NOTIFY can deliver within the test. A relay that starts to
+        # listen after a commit looks for rows once it listens, so the order does not matter.
+        env = relay_env(database_url, fake.origin, RELAY_POLL_INTERVAL="1h")
         api = spawn(["serve", "--no-relay", "--port", str(port)], env, tmp_path / "api.log")
         relay = spawn(["relay"], env, tmp_path / "relay.log")
         try:
             await wait_http(f"http://127.0.0.1:{port}/health", api)
-            await asyncio.sleep(1.0)  # the relay's first claim and LISTEN are done
-            await _posts_reach_inngest_within_a_second(port, fake)
+            await _posts_reach_inngest(port, fake)
         finally:
             assert await stop(api) == 0
             assert await stop(relay) == 0
@@ -142,15 +141,15 @@ async def test_relay_without_a_key_refuses_to_start(database_url: str, tmp_path:
     assert "INNGEST_EVENT_KEY" in (tmp_path / "r.log").read_text()
 
 
-async def _posts_reach_inngest_within_a_second(port: int, fake: FakeInngest) -> None:
+async def _posts_reach_inngest(port: int, fake: FakeInngest) -> None:
+    """Three posts, one after the other, each delivered before the next (the relay is woken
+    each time, not by its hourly poll)."""
     async with aiohttp.ClientSession() as session:
         for _ in range(3):
-            started = time.monotonic()
             async with session.post(f"http://127.0.0.1:{port}/api", headers=bearer()) as response:
                 assert response.status == 200
                 event_id = (await response.json())["id"]
-            await eventually(lambda i=event_id: _received(fake, i), timeout=1.0)
-            assert time.monotonic() - started < 1.0
+            await eventually(lambda i=event_id: _received(fake, i))
 
 
 async def _has_requests(fake: object, count: int) -> bool:

@@ -22,7 +22,7 @@ from tests.fake_inngest import FakeInngest, running_fake
 from tests.live_server import LiveServer
 from tests.lossy_proxy import lossy_proxy
 from tests.outage import unwritable
-from tests.relay_harness import EVENT_KEY, relay_settings, running_relay
+from tests.relay_harness import EVENT_KEY, relay_in_background, relay_settings
 from tests.sdk_clients import CLIENTS, Sent, as_sent, require_client, send
 
 APP_KEY = "app-event-key-0123456789"
@@ -55,7 +55,7 @@ def service_url(app_settings: Settings) -> Iterator[str]:
 async def stand_in(app_settings: Settings, engine: AsyncEngine) -> AsyncIterator[FakeInngest]:
     """The stand-in Event API, with a relay delivering the outbox to it."""
     async with running_fake(event_key=EVENT_KEY) as fake:
-        async with running_relay(relay_settings(app_settings, fake.origin), engine):
+        async with relay_in_background(relay_settings(app_settings, fake.origin), engine):
             yield fake
 
 

@@ -19,25 +19,31 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
-def _database_url() -> str:
-    url = config.attributes.get("database_url")
-    return str(url) if url else Settings.from_env().database_url
+def _settings() -> Settings:
+    """The settings ``service db upgrade`` was given, else the environment's (plain alembic)."""
+    given = config.attributes.get("settings")
+    return given if isinstance(given, Settings) else Settings.from_env()
 
 
 def _run(connection: Connection) -> None:
-    backend = backend_for(Settings(database_url=_database_url()))
+    backend = backend_for(_settings())
     context.configure(
         connection=connection,
         target_metadata=metadata,
         # SQLite alters tables by copying them: batch mode does that for us.
         render_as_batch=backend.migrates_by_copy,
+        version_table_schema=backend.schema,
     )
     with context.begin_transaction():
+        for statement in backend.migration_preamble():
+            connection.exec_driver_sql(statement)
         context.run_migrations()
+        for statement in backend.migration_epilogue():
+            connection.exec_driver_sql(statement)
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=NullPool)
+    engine = create_async_engine(_settings().database_url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
@@ -47,7 +53,7 @@ async def _run_online() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=_database_url(), target_metadata=metadata, literal_binds=True)
+    context.configure(url=_settings().database_url, target_metadata=metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:

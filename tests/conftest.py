@@ -68,7 +68,7 @@ async def admin_execute(*statements: str) -> None:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
-    migrations.upgrade(f"sqlite+aiosqlite:///{path}")
+    migrations.upgrade(Settings(database_url=f"sqlite+aiosqlite:///{path}"))
     return path
 
 
@@ -81,7 +81,7 @@ def postgres_template() -> Iterator[str]:
         pytest.skip(reason)
     name = f"svc_template_{uuid.uuid4().hex[:8]}"
     asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
-    migrations.upgrade(postgres_url(name))
+    migrations.upgrade(Settings(database_url=postgres_url(name)))
     yield name
     asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

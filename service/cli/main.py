@@ -26,6 +26,7 @@ from service.json_reader import MalformedJson, parse_json
 from service.relay.loop import require_event_key
 from service.store import app_settings, migrations, outbox
 from service.store.engine import create_engine, describe_db_error, reading, transaction
+from service.store.senders import grant_sender
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,20 @@ def db_upgrade(revision: str) -> None:
     """Migrate the database (creates the SQLite file if needed)."""
     settings = load_settings()
     try:
-        migrations.upgrade(settings.database_url, revision)
+        migrations.upgrade(settings, revision)
     except Exception as exc:  # alembic and the drivers raise many kinds; the line says which
         fail(f"migration failed: {describe_db_error(exc)}")
     click.echo(f"database at {revision}")
+
+
+@db.command("grant-sender")
+@click.argument("role")
+def db_grant_sender(role: str) -> None:
+    """Let the database role ROLE call send_event in its own transactions, and nothing else
+    (PostgreSQL)."""
+    settings = load_settings()
+    run(with_engine(settings, lambda engine: grant_sender(engine, role)))
+    click.echo(f"{role} may call {settings.database_schema}.send_event")
 
 
 @db.command("current")

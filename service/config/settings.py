@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +38,14 @@ from service.config.variables import (
     text,
 )
 
-__all__ = ["Settings", "normalise_database_url", "require_session_secret"]
+__all__ = ["Settings", "normalise_database_url", "require_session_secret", "schema_name"]
 
 DEFAULT_SQLITE_PATH = Path("var") / "service.db"
 ENVIRONMENTS = ("development", "production")
 SQLITE_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 LOG_FORMATS = ("auto", "json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 DATABASE_DRIVERS = (
     ("sqlite://", "sqlite+aiosqlite://"),
     ("postgres://", "postgresql+asyncpg://"),
@@ -69,6 +71,18 @@ def normalise_database_url(url: str) -> str:
     raise ValueError("must be a sqlite:// or postgresql:// URL")
 
 
+def schema_name(raw: str) -> str:
+    """A PostgreSQL schema the service can name: lower-case letters, digits and ``_``, not
+    starting with a digit, at most 48 characters (its NOTIFY channel adds 14 to the 63 allowed),
+    not one of PostgreSQL's own (``pg_*``, ``information_schema``)."""
+    if not SCHEMA_NAME.fullmatch(raw) or raw.startswith("pg_") or raw == "information_schema":
+        raise ValueError(
+            "must be 1 to 48 lower-case letters, digits and _, not starting with a digit, and"
+            f" not one of PostgreSQL's own schemas, got {raw!r}"
+        )
+    return raw
+
+
 def _internal_token(token: str) -> None:
     if len(token) < 16:
         raise ValueError("each token needs at least 16 characters")
@@ -92,6 +106,14 @@ class Settings:
         normalise_database_url,
         "`sqlite:///PATH` or `postgresql://USER@HOST:PORT/DB`",
         shown=f"`sqlite:///{DEFAULT_SQLITE_PATH}`",
+    )
+    database_schema: str = setting(
+        "DATABASE_SCHEMA",
+        "public",
+        schema_name,
+        "PostgreSQL: the schema of every table, function and sequence of the service (and of"
+        " its migrations' version table), created by `service db upgrade`; a schema of its own"
+        " lets the service share the app's database",
     )
     sqlite_synchronous: str = setting(
         "SQLITE_SYNCHRONOUS",
@@ -188,6 +210,9 @@ class Settings:
         production = values["environment"] == "production"
         if not declared_variable(cls, "session_cookie_secure").is_set(env):
             values["session_cookie_secure"] = production
+        schema = declared_variable(cls, "database_schema")
+        if schema.is_set(env) and values["database_url"].startswith("sqlite"):
+            raise ConfigError(schema.name, "SQLite has no schemas: unset it, or use PostgreSQL")
         inngest = InngestSettings.from_env(env)
         return cls(
             **values,

@@ -19,12 +19,16 @@ __all__ = [
     "EARLIEST_TS",
     "INTERNAL_PREFIX",
     "LATEST_TS",
+    "MAX_ENV_LENGTH",
     "MAX_NAME_LENGTH",
+    "env_error",
     "event_error",
+    "size_error",
     "stored_payload",
 ]
 
 MAX_NAME_LENGTH = 256  # the outbox's name column
+MAX_ENV_LENGTH = 256  # the outbox's env column
 INTERNAL_PREFIX = "inngest/"
 EARLIEST_TS = int(datetime(1980, 1, 1, tzinfo=UTC).timestamp() * 1000)
 LATEST_TS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
@@ -73,6 +77,21 @@ def event_error(event: dict[str, Any]) -> str | None:
         return "timestamp is before Jan 1, 1980"
     if ts and ts > LATEST_TS:
         return "timestamp is after Jan 1, 2100"
+    return None
+
+
+def size_error(payload: str, max_bytes: int) -> str | None:
+    """Why Inngest would refuse an event stored as ``payload`` for its size, or None."""
+    size = len(payload.encode())
+    if size > max_bytes:
+        return f"Event is over the max size: Max {max_bytes} bytes / Size {size} bytes"
+    return None
+
+
+def env_error(env: str, field: str) -> str | None:
+    """Why ``env`` cannot name an Inngest environment (as ``field`` gave it), or None."""
+    if not 0 < len(env) <= MAX_ENV_LENGTH or not all(" " <= c <= "~" for c in env):
+        return f"{field} must be 1 to {MAX_ENV_LENGTH} printable ASCII characters"
     return None
 
 

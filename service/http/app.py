@@ -100,8 +100,14 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
     of this process."""
     settings = app[SETTINGS]
     stop = asyncio.Event()
-    async with inngest_client(settings) as client:
-        relay = Relay(settings, app[ENGINE], client, app[METRICS], wake=app[NEW_WORK])
+    engine, wake = app[ENGINE], app[NEW_WORK]
+    # Woken by this process's commits, and (PostgreSQL) by other writers': apps in their own
+    # transactions, other replicas.
+    async with (
+        inngest_client(settings) as client,
+        backend_of(engine).listen(wake) as listener,
+    ):
+        relay = Relay(settings, engine, client, app[METRICS], wake=wake, listener=listener)
         task = asyncio.create_task(run_relay(relay, stop), name="relay")
         yield
         stop.set()

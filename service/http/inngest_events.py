@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.events.payload import NewEvent
-from service.events.rules import event_error, stored_payload
+from service.events.rules import env_error, event_error, size_error, stored_payload
 from service.json_reader import MalformedJson, parse_json
 
 MAX_EVENTS = 5000  # per request, as at Inngest
-MAX_ENV_LENGTH = 256  # the outbox's env column
 NOT_EVENTS = "Request body must contain an event object or an array of event objects"
 
 
@@ -55,8 +54,7 @@ def env_header(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     env = value.strip()
-    if len(env) > MAX_ENV_LENGTH or not all(" " <= c <= "~" for c in env):
-        error = f"x-inngest-env must be 1 to {MAX_ENV_LENGTH} printable ASCII characters"
+    if (error := env_error(env, "x-inngest-env")) is not None:
         raise Refused(400, error)
     return env
 
@@ -76,12 +74,7 @@ def outbox_rows(
     rows = []
     for position, (event, event_id) in enumerate(zip(events, ids, strict=True), 1):
         payload = stored_payload(event, event_id, received_at)
-        size = len(payload.encode())
-        if size > max_event_bytes:
-            raise Refused(
-                400,
-                f"event {position}: Event is over the max size: Max {max_event_bytes} bytes"
-                f" / Size {size} bytes",
-            )
+        if (error := size_error(payload, max_event_bytes)) is not None:
+            raise Refused(400, f"event {position}: {error}")
         rows.append(NewEvent(event_id, event["name"], received_at, payload, env=env))
     return rows

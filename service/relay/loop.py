@@ -34,12 +34,15 @@ from service.relay.inngest_client import InngestClient, user_agent
 from service.relay.probing import Prober
 from service.relay.rules import Deliverer
 from service.store import outbox
+from service.store.backends.base import POLLING, Listener
 
 __all__ = ["Relay", "inngest_client", "new_relay_id", "require_event_key", "run_relay"]
 
 log = logging.getLogger(__name__)
 
 RECORD_RETRIES = 5
+# How soon an idle relay looks again while writers are committing (doubled each time).
+RECHECK_FIRST = 0.0025
 
 
 def new_relay_id() -> str:
@@ -70,6 +73,7 @@ class Relay:
         relay_id: str | None = None,
         rng: random.Random | None = None,
         clock: Clock | None = None,
+        listener: Listener = POLLING,
     ) -> None:
         self.settings = settings.relay
         self._request_timeout = settings.inngest.request_timeout
@@ -77,6 +81,7 @@ class Relay:
         self.relay_id = relay_id or new_relay_id()
         self.wake = wake or asyncio.Event()
         self.clock = clock or SystemClock()
+        self._listener = listener
         self.health = Health(self.settings, metrics, self.clock)
         rng = rng or random.Random()
         self._deliverer = Deliverer(client, self.settings, metrics, self.health, self.clock, rng)
@@ -90,6 +95,7 @@ class Relay:
             deliver=self._deliver,
         )
         self._claims = 0
+        self._recheck = RECHECK_FIRST
         self._recording: set[asyncio.Future[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -191,13 +197,23 @@ class Relay:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Wait for a wake-up, the next due row, the poll interval or the stop."""
-        timeout = self.settings.poll_interval
-        with contextlib.suppress(DatabaseUnavailable):
-            due = await outbox.next_due_at(self.engine)
-            if due is not None:
-                # At least a moment: a due row another relay is claiming right now is not ours.
-                timeout = min(timeout, max(0.01, (due - self.clock.now_ms()) / 1000))
-        await sleep_unless(self.clock, timeout, self.wake, stop)
+        async with self._listener.waiting() as may_wait:
+            if not may_wait:
+                # Writers are committing rows right now: look again in a moment (growing up to
+                # the poll interval while an app's long transaction stays open).
+                self._recheck = min(self.settings.poll_interval, self._recheck * 2)
+                await sleep_unless(self.clock, self._recheck, self.wake, stop)
+                return
+            self._recheck = RECHECK_FIRST
+            # Looked at once waiting: rows committed before are seen here, and writers from
+            # now on wake this relay.
+            timeout = self.settings.poll_interval
+            with contextlib.suppress(DatabaseUnavailable):
+                due = await outbox.next_due_at(self.engine)
+                if due is not None:
+                    # At least a moment: a due row another relay claims right now is not ours.
+                    timeout = min(timeout, max(0.01, (due - self.clock.now_ms()) / 1000))
+            await sleep_unless(self.clock, timeout, self.wake, stop)
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         """Sleep ``seconds`` of the relay's clock, or until ``stop`` is set."""

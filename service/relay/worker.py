@@ -45,11 +45,12 @@ async def run_relay_process(settings: Settings) -> None:
         await migrations.ensure_at_head(engine)
         async with (
             inngest_client(settings) as client,
-            backend_of(engine).listen(wake),
+            backend_of(engine).listen(wake) as listener,
             _metrics_server(settings, metrics, engine),
         ):
             freeze_startup_heap()
-            await run_relay(Relay(settings, engine, client, metrics, wake=wake), stop)
+            relay = Relay(settings, engine, client, metrics, wake=wake, listener=listener)
+            await run_relay(relay, stop)
     finally:
         await engine.dispose()
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.errors import SchemaNotCurrent
-from service.store.backend import backend_for
+from service.store.backend import backend_for, backend_of
 from service.store.engine import reading
 
 __all__ = ["alembic_config", "current_revision", "ensure_at_head", "head_revision", "upgrade"]
@@ -28,33 +28,37 @@ def _alembic_ini() -> Path:
     raise FileNotFoundError("alembic.ini not found next to the service package or in .")
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(settings: Settings) -> Config:
+    """alembic's configuration for the database of ``settings``."""
     config = Config(str(_alembic_ini()))
-    config.attributes["database_url"] = database_url
+    config.attributes["settings"] = settings
     config.attributes["configure_logging"] = False
     return config
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(Settings())).get_current_head()
     assert head is not None, "the migrations have no head"
     return head
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(settings: Settings, revision: str = "head") -> None:
     """Run ``alembic upgrade`` (blocking; it runs its own event loop). The backend prepares the
     database first and settles it after: a SQLite file's folder is created, so a fresh
-    checkout can migrate its default ``./var/service.db``, and the file is left in WAL mode."""
-    backend = backend_for(Settings(database_url=database_url))
+    checkout can migrate its default ``./var/service.db``, and the file is left in WAL mode;
+    PostgreSQL's schema is created in the migrations' transaction."""
+    backend = backend_for(settings)
     backend.before_upgrade()
-    command.upgrade(alembic_config(database_url), revision)
+    command.upgrade(alembic_config(settings), revision)
     backend.after_upgrade()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at (its version table is in the backend's schema)."""
+    options = {"version_table_schema": backend_of(engine).schema}
     async with reading(engine) as conn:
         return await conn.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
+            lambda sync: MigrationContext.configure(sync, opts=options).get_current_revision()
         )
 
 

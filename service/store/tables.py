@@ -54,7 +54,8 @@ outbox_events = Table(
     metadata,
     # seq orders the outbox; id is the event's UUID, the one Inngest deduplicates on.
     Column("seq", BigSerial, primary_key=True, autoincrement=True),
-    Column("id", String(36), nullable=False, unique=True),
+    # Any id a client may give (the Event API's ULIDs, an app's own ids), not only UUIDs.
+    Column("id", Text, nullable=False, unique=True),
     Column("name", String(256), nullable=False),
     # The event exactly as it is sent, serialized once: the relay joins payloads into the
     # request body without parsing them. Text, not jsonb: jsonb makes the claim ~3x slower.
@@ -71,7 +72,7 @@ outbox_events = Table(
     # When the row's first failed attempt was made: the relay's time budget counts from here.
     Column("first_failed_at", BigInteger),
     Column("completed_at", BigInteger),
-    Column("replay_of", String(36)),
+    Column("replay_of", Text),
     # The Inngest environment an app named (``x-inngest-env``); the relay sends it along.
     Column("env", String(256)),
     CheckConstraint(f"status IN {STATUSES!r}".replace('"', "'"), name="status"),
@@ -106,7 +107,7 @@ idempotency_keys = Table(
     metadata,
     Column("caller", String(256), primary_key=True),
     Column("key", String(256), primary_key=True),
-    Column("event_id", String(36), nullable=False),
+    Column("event_id", Text, nullable=False),
     Column("response", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.config import Settings
 from service.store import migrations
 from service.store.tables import metadata
 
@@ -27,6 +28,6 @@ def test_a_migrated_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:
     # Switching to WAL takes a lock that does not wait: the processes that open the file next
     # (a server and its relays, starting together) must find it switched already.
     path = tmp_path / "fresh.db"
-    migrations.upgrade(f"sqlite+aiosqlite:///{path}")
+    migrations.upgrade(Settings(database_url=f"sqlite+aiosqlite:///{path}"))
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -10,7 +10,8 @@ and asks the backend of its engine (``backend_of``) for these pieces.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from sqlalchemy.sql.dml import Insert
 from service.events.payload import EventShell, NewEvent
 from service.store.batch import BatchStore
 
-__all__ = ["BACKEND_OPTION", "READ_ONLY", "Backend", "upsert_statement"]
+__all__ = ["BACKEND_OPTION", "POLLING", "READ_ONLY", "Backend", "Listener", "upsert_statement"]
 
 # The execution option under which an engine made by a backend carries it (``backend_of``).
 BACKEND_OPTION = "service_backend"
@@ -30,12 +31,33 @@ BACKEND_OPTION = "service_backend"
 READ_ONLY = {"service_read_only": True}
 
 
+class Listener(Protocol):
+    """A relay's line to the processes that write events: how it says that it waits for work,
+    so that writers wake it (and, until it waits, spare themselves the wake-up)."""
+
+    def waiting(self) -> AbstractAsyncContextManager[bool]:
+        """While open, this relay waits for work. True: it may sleep until woken (or its poll);
+        False: writers are committing rows right now, so it should look again in a moment."""
+
+
+class _Polling:
+    """The listener of a database that cannot wake relays: they may always sleep, and poll."""
+
+    @contextlib.asynccontextmanager
+    async def waiting(self) -> AsyncIterator[bool]:
+        yield True
+
+
+POLLING: Listener = _Polling()
+
+
 class Backend(Protocol):
     """What one kind of database does its own way."""
 
     name: str  # the SQLAlchemy dialect's name: "sqlite" or "postgresql"
     # Whether alembic alters a table by copying it (SQLite cannot drop or alter columns).
     migrates_by_copy: bool
+    schema: str | None  # where the service's tables are, when the database has schemas
 
     def create_engine(self) -> AsyncEngine:
         """An async engine for the database, which carries this backend (``backend_of``)."""
@@ -45,6 +67,14 @@ class Backend(Protocol):
 
     def before_upgrade(self) -> None:
         """Make what a first migration needs (a SQLite file's folder)."""
+
+    def migration_preamble(self) -> list[str]:
+        """Statements that open the migrations' transaction (PostgreSQL: the schema created,
+        and the only one searched while they run)."""
+
+    def migration_epilogue(self) -> list[str]:
+        """Statements that close the migrations' transaction (PostgreSQL: ``send_event``'s
+        size limit set from the settings)."""
 
     def after_upgrade(self) -> None:
         """Settle what the migrations leave (a SQLite file's journal mode)."""
@@ -71,9 +101,13 @@ class Backend(Protocol):
     async def notify(self, conn: AsyncConnection) -> None:
         """Wake listening relays when ``conn``'s transaction commits."""
 
-    def listen(self, wake: asyncio.Event) -> AbstractAsyncContextManager[None]:
-        """While open, set ``wake`` whenever another process commits new rows (where the
-        database can say so; else relays poll)."""
+    def listen(self, wake: asyncio.Event) -> AbstractAsyncContextManager[Listener]:
+        """While open, set ``wake`` whenever another process commits new rows for a relay that
+        waits (where the database can say so; else relays poll)."""
+
+    def grant_sender(self, role: str) -> list[str]:
+        """The statements that let ``role`` call ``send_event`` and nothing else of the
+        service's; ``InvalidInput`` where the database has no roles."""
 
     def open_batch_store(self) -> BatchStore:
         """The group commit's writer; it connects when opened, or on its first write."""

@@ -1,5 +1,6 @@
-"""The PostgreSQL backend: asyncpg through SQLAlchemy's pool, ``FOR UPDATE SKIP LOCKED``,
-arrays for batches, and ``NOTIFY``/``LISTEN`` to wake relays at once."""
+"""The PostgreSQL backend: asyncpg through SQLAlchemy's pool, every table in the schema
+``DATABASE_SCHEMA`` named in every statement, ``FOR UPDATE SKIP LOCKED``, arrays for batches,
+and ``NOTIFY``/``LISTEN`` to wake a waiting relay at once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import asyncpg
 from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, Table, any_, literal
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -17,14 +17,14 @@ from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
 from service.events.payload import EventShell, NewEvent
-from service.store.backends.base import BACKEND_OPTION, upsert_statement
+from service.store.backends.base import BACKEND_OPTION, Listener, upsert_statement
 from service.store.backends.postgres_batch import PostgresBatchStore
+from service.store.backends.postgres_listen import PostgresListener
 from service.store.backends.postgres_sql import (
-    INSERT,
-    NOTIFY,
-    NOTIFY_CHANNEL,
+    PostgresStatements,
     asyncpg_dsn,
     insert_arguments,
+    quoted,
 )
 from service.store.backends.rows import new_complete_events
 from service.store.batch import BatchStore
@@ -42,6 +42,8 @@ class PostgresBackend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.schema: str | None = settings.database_schema
+        self.sql = PostgresStatements.of(settings.database_schema)
 
     def create_engine(self) -> AsyncEngine:
         s = self.settings
@@ -52,7 +54,11 @@ class PostgresBackend:
             pool_pre_ping=True,
             pool_timeout=10,
             connect_args={"timeout": 5, "command_timeout": 30},
-            execution_options={BACKEND_OPTION: self},
+            # SQLAlchemy Core writes the schema into every statement it renders.
+            execution_options={
+                BACKEND_OPTION: self,
+                "schema_translate_map": {None: s.database_schema},
+            },
         )
 
     def missing(self) -> str | None:
@@ -60,6 +66,15 @@ class PostgresBackend:
 
     def before_upgrade(self) -> None:
         pass
+
+    def migration_preamble(self) -> list[str]:
+        # The migrations name no schema: within their transaction, the service's is the only
+        # one searched (the version table is named with it explicitly).
+        schema = quoted(self.sql.schema)
+        return [f"CREATE SCHEMA IF NOT EXISTS {schema}", f"SET LOCAL search_path TO {schema}"]
+
+    def migration_epilogue(self) -> list[str]:
+        return [self.sql.set_event_max_bytes(self.settings.event_api.max_event_bytes)]
 
     def after_upgrade(self) -> None:
         pass
@@ -73,7 +88,9 @@ class PostgresBackend:
     ) -> int:
         if not shells and not events:
             return 0
-        result = await conn.exec_driver_sql(INSERT, tuple(insert_arguments(shells, events)))
+        result = await conn.exec_driver_sql(
+            self.sql.insert, tuple(insert_arguments(shells, events))
+        )
         return new_complete_events(shells, result.one()[0])
 
     def seq_in(self, column: ColumnElement[int], seqs: Sequence[int]) -> ColumnElement[bool]:
@@ -88,39 +105,21 @@ class PostgresBackend:
         return upsert_statement(postgres_insert, table, row, key)
 
     async def notify(self, conn: AsyncConnection) -> None:
-        await conn.exec_driver_sql(NOTIFY)
+        await conn.exec_driver_sql(self.sql.notify)
 
     @contextlib.asynccontextmanager
-    async def listen(self, wake: asyncio.Event) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._listen_forever(wake), name="relay-listen")
+    async def listen(self, wake: asyncio.Event) -> AsyncIterator[Listener]:
+        dsn = asyncpg_dsn(self.settings)
+        listener = PostgresListener(dsn, self.sql, wake, self.settings.relay.poll_interval * 5)
+        task = asyncio.create_task(listener.run(), name="relay-listen")
         try:
-            yield
+            yield listener
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _listen_forever(self, wake: asyncio.Event) -> None:
-        """Keep a LISTEN connection open, reconnecting after a loss; polling covers the gaps."""
-        dsn = asyncpg_dsn(self.settings)
-        while True:
-            try:
-                conn = await asyncpg.connect(dsn, timeout=10)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-                log.warning(
-                    "LISTEN connection failed: %s", exc, extra={"action": "relay.listen_failed"}
-                )
-                await asyncio.sleep(self.settings.relay.poll_interval * 5)
-                continue
-            lost = asyncio.Event()
-            try:
-                conn.add_termination_listener(lambda _conn, ended=lost: ended.set())
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: wake.set())
-                wake.set()  # rows may have arrived while nobody listened
-                await lost.wait()
-                log.warning("LISTEN connection lost", extra={"action": "relay.listen_lost"})
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=2)
+    def grant_sender(self, role: str) -> list[str]:
+        return self.sql.grant_sender(role)
 
     def open_batch_store(self) -> BatchStore:
-        return PostgresBatchStore(asyncpg_dsn(self.settings))
+        return PostgresBatchStore(asyncpg_dsn(self.settings), self.sql)

@@ -14,12 +14,7 @@ import asyncpg
 
 from service.errors import DatabaseUnavailable
 from service.events.payload import EventShell, NewEvent
-from service.store.backends.postgres_sql import (
-    CLAIM_KEY,
-    INSERT,
-    STORED_ANSWER,
-    insert_arguments,
-)
+from service.store.backends.postgres_sql import PostgresStatements, insert_arguments
 from service.store.backends.rows import new_complete_events
 from service.store.batch import Claim, Held, Written, in_key_order, unclaimed
 
@@ -32,8 +27,9 @@ FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError
 class PostgresBatchStore:
     """One asyncpg connection, reopened after a failure."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, sql: PostgresStatements) -> None:
         self._dsn = dsn
+        self._sql = sql
         self._conn: asyncpg.Connection | None = None
 
     async def open(self) -> None:
@@ -53,10 +49,10 @@ class PostgresBatchStore:
             conn = await self._connection()
             if not claims:
                 # A lone statement: its own transaction.
-                return Written(new_events=await _insert(conn, shells, events))
+                return Written(new_events=await self._insert(conn, shells, events))
             async with conn.transaction():
-                held = await _claim(conn, claims)
-                new_events = await _insert(conn, unclaimed(shells, held), events)
+                held = await self._claim(conn, claims)
+                new_events = await self._insert(conn, unclaimed(shells, held), events)
             return Written(held, new_events)
         except FAILURES as error:
             await self._drop_connection()
@@ -72,24 +68,28 @@ class PostgresBatchStore:
             await self._conn.close(timeout=5)
             self._conn = None
 
+    async def _insert(
+        self, conn: asyncpg.Connection, shells: Sequence[EventShell], events: Sequence[NewEvent]
+    ) -> int:
+        if not shells and not events:
+            return 0
+        inserted = await conn.fetchval(self._sql.insert, *insert_arguments(shells, events))
+        return new_complete_events(shells, inserted)
 
-async def _insert(
-    conn: asyncpg.Connection, shells: Sequence[EventShell], events: Sequence[NewEvent]
-) -> int:
-    if not shells and not events:
-        return 0
-    inserted = await conn.fetchval(INSERT, *insert_arguments(shells, events))
-    return new_complete_events(shells, inserted)
-
-
-async def _claim(conn: asyncpg.Connection, claims: Sequence[Claim]) -> Held:
-    """Claim each key in the open transaction; return the stored answers of keys already held.
-    The unique key makes a concurrent claim wait, then lose."""
-    held: Held = {}
-    for c in in_key_order(claims):
-        claimed = await conn.fetchval(
-            CLAIM_KEY, c.caller, c.key, c.event_id, c.response, c.created_at, c.expires_at
-        )
-        if claimed is None:
-            held[c] = await conn.fetchval(STORED_ANSWER, c.caller, c.key)
-    return held
+    async def _claim(self, conn: asyncpg.Connection, claims: Sequence[Claim]) -> Held:
+        """Claim each key in the open transaction; return the stored answers of keys already
+        held. The unique key makes a concurrent claim wait, then lose."""
+        held: Held = {}
+        for c in in_key_order(claims):
+            claimed = await conn.fetchval(
+                self._sql.claim_key,
+                c.caller,
+                c.key,
+                c.event_id,
+                c.response,
+                c.created_at,
+                c.expires_at,
+            )
+            if claimed is None:
+                held[c] = await conn.fetchval(self._sql.stored_answer, c.caller, c.key)
+        return held

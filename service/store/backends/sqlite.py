@@ -24,8 +24,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
+from service.errors import InvalidInput
 from service.events.payload import EventShell, NewEvent
-from service.store.backends.base import BACKEND_OPTION, upsert_statement
+from service.store.backends.base import BACKEND_OPTION, POLLING, Listener, upsert_statement
 from service.store.backends.rows import new_complete_events
 from service.store.backends.sqlite_batch import SqliteBatchStore
 from service.store.backends.sqlite_sql import INSERT, apply_pragmas, file_identity, insert_argument
@@ -51,6 +52,7 @@ class SqliteBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.path = sqlite_path(settings.database_url)
+        self.schema: str | None = None  # a file has one
 
     def create_engine(self) -> AsyncEngine:
         s = self.settings
@@ -87,6 +89,12 @@ class SqliteBackend:
         if self.path and self.path != ":memory:" and file_identity(self.path) is None:
             return "the database file is missing: run `service db upgrade`"
         return None
+
+    def migration_preamble(self) -> list[str]:
+        return []  # one file, one schema
+
+    def migration_epilogue(self) -> list[str]:
+        return []  # no stored functions
 
     def before_upgrade(self) -> None:
         if self.path and self.path != ":memory:":
@@ -128,8 +136,14 @@ class SqliteBackend:
         pass  # relays on SQLite find new rows at their next poll
 
     @contextlib.asynccontextmanager
-    async def listen(self, wake: asyncio.Event) -> AsyncIterator[None]:
-        yield  # nothing to listen to: relays poll
+    async def listen(self, wake: asyncio.Event) -> AsyncIterator[Listener]:
+        yield POLLING  # SQLite cannot tell another process of a commit: relays poll
+
+    def grant_sender(self, role: str) -> list[str]:
+        raise InvalidInput(
+            "SQLite has no roles: an app that shares the file writes events with the Python "
+            "helper (from service import send_event)"
+        )
 
     def open_batch_store(self) -> BatchStore:
         return SqliteBatchStore(self.settings, self.path)

@@ -1,0 +1,97 @@
+"""``send_event``: an event written in the app's own transaction, from Python.
+
+The app hands over its SQLAlchemy connection (or session) inside a transaction; the event's row
+commits or rolls back with the app's own writes. On PostgreSQL the helper calls the schema's
+``send_event`` function (which a relay's wake-up goes with); on SQLite, which has no stored
+functions, it inserts the same row into the same file with the backend's outbox INSERT. The
+event is checked first with the Event API's rules, so a bad one raises ``EventRefused`` before
+any statement: the app's transaction goes on. The helper never begins, commits or retries.
+
+It imports neither the HTTP server nor the relay: an app's process loads the store alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from service.config import DEFAULT_EVENT_MAX_BYTES
+from service.config.settings import schema_name
+from service.events.ids import new_ids, now_ms
+from service.events.payload import NewEvent, dumps
+from service.events.rules import env_error, event_error, size_error
+from service.store.backends.postgres_sql import quoted
+from service.store.backends.sqlite_sql import INSERT, insert_argument
+
+__all__ = ["EventRefused", "send_event"]
+
+
+class EventRefused(ValueError):
+    """The event breaks one of the Event API's rules; the message says which (its text)."""
+
+
+async def send_event(
+    conn: AsyncConnection | AsyncSession,
+    name: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    user: Mapping[str, Any] | None = None,
+    id: str | None = None,  # the event's own field, named as the SQL function names it
+    ts: int | None = None,
+    env: str | None = None,
+    schema: str | None = None,
+) -> str:
+    """Write the event ``name`` (``data``, ``user``, ``id``, ``ts`` in ms, Inngest environment
+    ``env``) to the outbox in the transaction ``conn`` is in; return its id. A repeated ``id``
+    writes nothing and returns it. ``schema``: where the service's tables are on PostgreSQL
+    (default ``DATABASE_SCHEMA``, else ``public``).
+
+    Raises ``EventRefused`` for an event the Event API would refuse, and ``RuntimeError`` when
+    ``conn`` is not inside a transaction."""
+    if not conn.in_transaction():
+        raise RuntimeError(
+            "send_event needs a connection inside a transaction: call it between the app's "
+            "begin() and commit(), so that the event commits or rolls back with them"
+        )
+    event_id = id or new_ids(1)[0]
+    event: dict[str, Any] = {"name": name, "data": {} if data is None else dict(data)}
+    if user is not None:
+        event["user"] = dict(user)
+    event |= {"id": event_id, "ts": ts or now_ms()}
+    problem = event_error(event) or (env_error(env, "env") if env is not None else None)
+    payload = dumps(event)
+    problem = problem or size_error(payload, DEFAULT_EVENT_MAX_BYTES)
+    if problem is not None:
+        raise EventRefused(problem)
+    connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
+    if connection.dialect.name == "postgresql":
+        await _call_the_function(connection, event, env, schema)
+    else:
+        row = NewEvent(event_id, name, now_ms(), payload, env=env)
+        await connection.exec_driver_sql(INSERT, (insert_argument([], [row]),))
+    return event_id
+
+
+async def _call_the_function(
+    conn: AsyncConnection, event: dict[str, Any], env: str | None, schema: str | None
+) -> None:
+    where = quoted(schema_name(schema or os.environ.get("DATABASE_SCHEMA") or "public"))
+    user = event.get("user")
+    await conn.execute(
+        text(
+            f"SELECT {where}.send_event(:name, CAST(:data AS jsonb), CAST(:user AS jsonb),"
+            " :id, :ts, :env)"
+        ),
+        {
+            "name": event["name"],
+            "data": dumps(event["data"]),
+            "user": None if user is None else dumps(user),
+            "id": event["id"],
+            "ts": event["ts"],
+            "env": env,
+        },
+    )

@@ -1,0 +1,20 @@
+"""Who may write events in their own transactions: a database role granted ``send_event``."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.store.backend import backend_of
+from service.store.engine import transaction
+
+__all__ = ["grant_sender"]
+
+
+async def grant_sender(engine: AsyncEngine, role: str) -> None:
+    """Let ``role`` call ``send_event`` (and see the schema it is in), nothing more: it can
+    send events and cannot read or change a row of the outbox. ``InvalidInput`` on a database
+    without roles; ``DatabaseUnavailable`` when the grant fails (an unknown role, say)."""
+    statements = backend_of(engine).grant_sender(role)
+    async with transaction(engine) as conn:
+        for statement in statements:
+            await conn.exec_driver_sql(statement)

@@ -8,7 +8,8 @@ LOCK := requirements/dev.txt
 RUNTIME_LOCK := requirements/runtime.txt
 # The tests' real JavaScript clients, each an npm package installed from its lock file:
 # next-auth's own session cookies (tests/js) and Inngest's JS SDKs (tests/inngest-js).
-JS_STAMPS := tests/js/node_modules/.installed tests/inngest-js/node_modules/.installed
+JS_STAMPS := tests/js/node_modules/.installed tests/inngest-js/node_modules/.installed \
+	tests/node-pg/node_modules/.installed
 # Tests run in parallel processes (pytest-xdist): they wait on databases, sockets and child
 # processes far more than on the two cores, so three overlap those waits.
 TEST_WORKERS ?= 3
@@ -91,4 +92,4 @@ bench: $(STAMP) $(JS_STAMPS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info tests/js/node_modules \
-		tests/inngest-js/node_modules
+		tests/inngest-js/node_modules tests/node-pg/node_modules

@@ -1,5 +1,6 @@
-"""The official JavaScript clients of the tests: the npm package in ``tests/js`` (pinned by its
-package-lock.json, installed by ``make test`` with ``npm ci``) and how a test runs its scripts.
+"""The JavaScript clients of the tests: npm packages under ``tests/`` (``js``: next-auth's own
+code; ``node-pg``: node-postgres), each pinned by its package-lock.json and installed by
+``make test`` with ``npm ci``, and how a test runs their scripts.
 
 Without node, or without the package installed, the tests that need them skip with the reason;
 in CI (``CI`` set, e.g. ``CI=true``) that is a failure instead: a skip would hide them.
@@ -15,26 +16,27 @@ from pathlib import Path
 import pytest
 
 JS = Path(__file__).resolve().parent / "js"
+NODE_PG = Path(__file__).resolve().parent / "node-pg"
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def missing_reason() -> str | None:
-    """None when node and the installed package are here, else what is missing."""
-    lock = JS / "package-lock.json"
-    stamp = JS / "node_modules" / ".package-lock.json"  # written by every npm ci/install
+def missing_reason(package: Path = JS) -> str | None:
+    """None when node and the installed ``package`` are here, else what is missing."""
+    lock = package / "package-lock.json"
+    stamp = package / "node_modules" / ".package-lock.json"  # written by every npm ci/install
     if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
-        return f"the npm package in {JS.name}/ is not installed: run `make test` (npm ci there)"
+        return f"the npm package in {package.name}/ is not installed: run `make test` (npm ci)"
     if shutil.which("node") is None:
-        return "node is not installed: the tests with next-auth's own cookies need it"
+        return f"node is not installed: the tests with the clients of {package.name}/ need it"
     return None
 
 
-def require_js() -> None:
+def require_js(package: Path = JS) -> None:
     """Skip the calling test or fixture when the JavaScript clients cannot run (fail in CI)."""
-    reason = missing_reason()
+    reason = missing_reason(package)
     if reason is None:
         return
     if in_ci():
@@ -42,15 +44,16 @@ def require_js() -> None:
     pytest.skip(reason)
 
 
-def run_script(script: str, stdin: str, timeout: float = 60) -> str:
-    """Run ``node tests/js/SCRIPT`` with ``stdin``; its stdout, or the test fails with stderr."""
+def run_script(script: str, stdin: str, timeout: float = 60, package: Path = JS) -> str:
+    """Run ``node tests/PACKAGE/SCRIPT`` with ``stdin``; its stdout, or the test fails with
+    stderr."""
     done = subprocess.run(
-        ["node", str(JS / script)],
+        ["node", str(package / script)],
         input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=JS,
+        cwd=package,
         check=False,
     )
     if done.returncode != 0:

@@ -27,6 +27,8 @@ from service.metrics import Metrics
 from service.relay.clock import Clock, SystemClock
 from service.relay.loop import Relay, inngest_client, run_relay
 from service.store import outbox
+from service.store.backend import backend_of
+from service.store.backends.base import POLLING, Listener
 from service.store.tables import outbox_events
 from tests.manual_clock import ManualClock, all_asleep, drive
 
@@ -124,6 +126,15 @@ class RelayRun:
         the clock's seconds that took (fails past ``within`` of them)."""
         return await drive(self.clock, self.sleepers, condition, within=within, step=step)
 
+    def passed(self, seconds: float) -> Callable[[], Awaitable[bool]]:
+        """A condition for ``until``: the clock has moved ``seconds`` on from now."""
+        deadline = self.clock.monotonic() + seconds
+
+        async def done() -> bool:
+            return self.clock.monotonic() >= deadline
+
+        return done
+
     async def quiet(self) -> None:
         """Wait until every task is asleep on the clock: what can happen without the clock
         moving has happened."""
@@ -147,21 +158,30 @@ async def running_relay(
 @asynccontextmanager
 async def relay_in_background(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Relay]:
     """A relay on the real clock, delivering while the test drives other processes (an SDK,
-    a service) in real time; stopped on exit."""
-    async with _relay(settings, engine, Metrics(), SystemClock()) as relay:
+    a service, an app's transactions) in real time, woken as ``service relay`` is (PostgreSQL's
+    NOTIFY; SQLite polls); stopped on exit."""
+    async with _relay(settings, engine, Metrics(), SystemClock(), listen=True) as relay:
         yield relay
 
 
 @asynccontextmanager
 async def _relay(
-    settings: Settings, engine: AsyncEngine, metrics: Metrics, clock: Clock
+    settings: Settings, engine: AsyncEngine, metrics: Metrics, clock: Clock, *, listen: bool = False
 ) -> AsyncIterator[Relay]:
-    stop = asyncio.Event()
-    async with inngest_client(settings) as client:
-        relay = Relay(settings, engine, client, metrics, clock=clock)
+    stop, wake = asyncio.Event(), asyncio.Event()
+    async with (
+        inngest_client(settings) as client,
+        backend_of(engine).listen(wake) if listen else _polling() as listener,
+    ):
+        relay = Relay(settings, engine, client, metrics, clock=clock, wake=wake, listener=listener)
         task = asyncio.create_task(run_relay(relay, stop))
         try:
             yield relay
         finally:
             stop.set()
             await asyncio.wait_for(task, timeout=60)
+
+
+@asynccontextmanager
+async def _polling() -> AsyncIterator[Listener]:
+    yield POLLING

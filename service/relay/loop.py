@@ -41,8 +41,10 @@ __all__ = ["Relay", "inngest_client", "new_relay_id", "require_event_key", "run_
 log = logging.getLogger(__name__)
 
 RECORD_RETRIES = 5
-# How soon an idle relay looks again while writers are committing (doubled each time).
+# How soon an idle relay looks again while writers are committing: doubled each time, up to
+# RECHECK_MAX (or the poll interval), so that an app's long transaction costs a query a second.
 RECHECK_FIRST = 0.0025
+RECHECK_MAX = 1.0
 
 
 def new_relay_id() -> str:
@@ -201,7 +203,8 @@ class Relay:
             if not may_wait:
                 # Writers are committing rows right now: look again in a moment (growing up to
                 # the poll interval while an app's long transaction stays open).
-                self._recheck = min(self.settings.poll_interval, self._recheck * 2)
+                longest = min(self.settings.poll_interval, RECHECK_MAX)
+                self._recheck = min(longest, self._recheck * 2)
                 await sleep_unless(self.clock, self._recheck, self.wake, stop)
                 return
             self._recheck = RECHECK_FIRST

@@ -83,6 +83,10 @@ def test_event_key_is_redacted_from_the_endpoint() -> None:
         ("EVENT_API_KEYS", "k" * 257),
         ("EVENT_MAX_BYTES", str(3 * 1024 * 1024 + 1)),
         ("EVENT_BODY_MAX_BYTES", "2048"),
+        ("DATABASE_SCHEMA", "Outbox"),
+        ("DATABASE_SCHEMA", "pg_outbox"),
+        ("DATABASE_SCHEMA", "x" * 49),
+        ("DATABASE_SCHEMA", "elsewhere"),  # on SQLite, the default database
     ],
 )
 def test_bad_values_name_their_variable(variable: str, value: str) -> None:
@@ -164,3 +168,14 @@ def test_each_variable_is_declared_once_and_its_shown_default_reads_back() -> No
         if variable.shown or not shown.startswith("`"):
             continue  # prose, or "none": an unset variable
         assert variable.read({variable.name: shown.strip("`")}) == variable.default, variable.name
+
+
+def test_database_schema_needs_postgresql() -> None:
+    env = {"DATABASE_URL": "sqlite:///x.db", "DATABASE_SCHEMA": "elsewhere"}
+    refused = CliRunner().invoke(main, ["db", "current"], env=env)
+    assert refused.exit_code == 2
+    assert refused.output.strip() == (
+        "error: DATABASE_SCHEMA: SQLite has no schemas: unset it, or use PostgreSQL"
+    )
+    on_postgresql = {"DATABASE_URL": "postgresql://u@h/db", "DATABASE_SCHEMA": "inngest_outbox"}
+    assert Settings.from_env(on_postgresql).database_schema == "inngest_outbox"

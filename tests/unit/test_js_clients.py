@@ -28,17 +28,14 @@ def test_without_node_a_skip_says_why_and_ci_makes_it_a_failure(
         js_clients.require_js()
 
 
-def test_a_package_not_installed_or_older_than_its_lock_is_missing(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(js_clients, "JS", tmp_path)
+def test_a_package_not_installed_or_older_than_its_lock_is_missing(tmp_path: Path) -> None:
     lock = tmp_path / "package-lock.json"
     lock.write_text("{}")
-    assert "npm ci" in (js_clients.missing_reason() or "")
+    assert "npm ci" in (js_clients.missing_reason(tmp_path) or "")
     stamp = tmp_path / "node_modules" / ".package-lock.json"
     stamp.parent.mkdir()
     stamp.write_text("{}")
     os.utime(stamp, (lock.stat().st_mtime - 60,) * 2)
-    assert "npm ci" in (js_clients.missing_reason() or "")
+    assert "npm ci" in (js_clients.missing_reason(tmp_path) or "")
     os.utime(stamp, (lock.stat().st_mtime + 60,) * 2)
-    assert js_clients.missing_reason() is None
+    assert js_clients.missing_reason(tmp_path) is None

@@ -58,9 +58,10 @@ async def send_event(
             "begin() and commit(), so that the event commits or rolls back with them"
         )
     event_id = id or new_ids(1)[0]
-    event: dict[str, Any] = {"name": name, "data": {} if data is None else dict(data)}
+    # As the Event API stores {name, data, user, id, ts}: in that order, user only if given.
+    event: dict[str, Any] = {"name": name, "data": {} if data is None else _plain(data)}
     if user is not None:
-        event["user"] = dict(user)
+        event["user"] = _plain(user)
     event |= {"id": event_id, "ts": ts or now_ms()}
     problem = event_error(event) or (env_error(env, "env") if env is not None else None)
     payload = dumps(event)
@@ -74,6 +75,11 @@ async def send_event(
         row = NewEvent(event_id, name, now_ms(), payload, env=env)
         await connection.exec_driver_sql(INSERT, (insert_argument([], [row]),))
     return event_id
+
+
+def _plain(value: object) -> object:
+    """A mapping as the plain dict JSON is made of; anything else as it is (to be refused)."""
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 async def _call_the_function(

@@ -85,11 +85,11 @@ docs: $(STAMP)
 
 ## Benchmarks (ingest, events, relay, lag, inline, faults; wrk, SQLite and PostgreSQL at
 ## 127.0.0.1:5432): tables on stdout, JSON in bench/results/. All run; the target fails if any did.
-bench: $(STAMP) $(JS_STAMPS)
-	@status=0; for name in ingest events relay lag inline faults; do \
+bench: $(STAMP) $(JS_STAMPS) bench/graphile/node_modules/.installed
+	@status=0; for name in ingest events relay lag inline faults app_transactions; do \
 		$(BIN)/python bench/$$name.py || status=1; \
 	done; exit $$status
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info tests/js/node_modules \
-		tests/inngest-js/node_modules tests/node-pg/node_modules
+		tests/inngest-js/node_modules tests/node-pg/node_modules bench/graphile/node_modules

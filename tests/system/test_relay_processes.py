@@ -24,8 +24,10 @@ def relay_env(database_url: str, origin: str, **extra: str) -> dict[str, str]:
     defaults = {
         "INNGEST_EVENT_API_BASE_URL": origin,
         "INNGEST_EVENT_KEY": EVENT_KEY,
-        "INNGEST_REQUEST_TIMEOUT": "1s",
-        "RELAY_LEASE": "3s",
+        # Generous: a request or a batch that took longer would be sent again (as it must),
+        # and a test counting deliveries would see a machine's slowness as a repeat.
+        "INNGEST_REQUEST_TIMEOUT": "10s",
+        "RELAY_LEASE": "60s",
         "RELAY_POLL_INTERVAL": "200ms",
         "RELAY_BACKOFF_BASE": "50ms",
         "RELAY_BACKOFF_MAX": "500ms",

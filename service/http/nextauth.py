@@ -37,8 +37,8 @@ V4_ENCRYPTIONS = ("A256GCM",)
 # The user's fields and the claims they come from.
 USER_FIELDS = (("id", "sub"), ("name", "name"), ("email", "email"), ("image", "picture"))
 CLOCK_TOLERANCE = 15  # seconds, next-auth's (jose's clockTolerance) for exp and nbf
-# No token is larger than the request header that carries it (8 KiB, see app.HTTP_LIMITS).
-MAX_TOKEN_CHARS = 8 * 1024
+# No token is larger than the request headers that carry it (MAX_HEADER_BYTES, 16 KiB).
+MAX_TOKEN_CHARS = 16 * 1024
 VERIFIED_TOKENS = 4096  # sessions remembered as verified: a few MiB at most
 REGISTRY = jwe.JWERegistry(algorithms=["dir", *KEY_BYTES])
 # The ids next-auth's database strategy puts in the cookie: a UUID, or 32 random bytes in hex.
@@ -49,8 +49,12 @@ DATABASE_SESSION_ID = re.compile(
 TOO_LARGE = "The session cookie is larger than any next-auth session token."
 NOT_A_TOKEN = "The session cookie is not a next-auth session token."
 DATABASE_SESSION = (
-    "The session cookie holds a database session id: database sessions are not supported, "
-    'only next-auth\'s JWT sessions (session: { strategy: "jwt" }).'
+    "The session cookie holds a database session's token: the service reads database sessions "
+    "only from the app's database (NEXTAUTH_DATABASE_URL), which it was not given."
+)
+NO_SECRET = (
+    "The session cookie is a next-auth JWT session: the service reads JWT sessions only with "
+    "the app's secret (AUTH_SECRET), which it was not given."
 )
 SIGNED = (
     "The session cookie is a signed or unsecured JWT; only next-auth's encrypted session "
@@ -186,11 +190,16 @@ class NextAuthReader:
         settings: NextAuthSettings,
         clock: Callable[[], float] = time.time,
         verified_tokens: int = VERIFIED_TOKENS,
+        *,
+        database_sessions: bool = False,
+        max_token_chars: int = MAX_TOKEN_CHARS,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.max_token_chars = max_token_chars
         names = (settings.cookie_name,) if settings.cookie_name else (*V5_NAMES, *V4_NAMES)
-        self.names = names if settings.enabled else ()
+        # The cookie is the same under either strategy: read it when either is configured.
+        self.names = names if settings.enabled or database_sessions else ()
         self.keys = DerivedKeys()
         self.verified = VerifiedTokens(verified_tokens)
 
@@ -233,8 +242,10 @@ class NextAuthReader:
 
     def claims(self, name: str, token: str) -> dict[str, Any]:
         """The checked claims of the token of cookie ``name``."""
-        if len(token) > MAX_TOKEN_CHARS:
+        if len(token) > self.max_token_chars:
             raise SessionRefused(TOO_LARGE)
+        if not self.settings.secrets:
+            raise SessionRefused(NO_SECRET)
         digest = self.verified.digest(name, token)
         verified = self.verified.get(digest)
         claims = self._decrypted_claims(name, token) if verified is None else verified

@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
 RUNTIME_LOCK := requirements/runtime.txt
 # The tests' real JavaScript clients, each an npm package installed from its lock file:
-# next-auth's own session cookies (tests/js) and Inngest's JS SDKs (tests/inngest-js).
-JS_STAMPS := tests/js/node_modules/.installed tests/inngest-js/node_modules/.installed
+# next-auth's own session cookies (tests/js), Inngest's JS SDKs (tests/inngest-js), and
+# next-auth's getServerSession with the adapters' own code (tests/nextauth-db).
+JS_STAMPS := tests/js/node_modules/.installed tests/inngest-js/node_modules/.installed \
+	tests/nextauth-db/node_modules/.installed
 
 .PHONY: run test test-fast test-busy lint format docs install lock bench clean
 
@@ -88,4 +90,4 @@ bench: $(STAMP) $(JS_STAMPS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info tests/js/node_modules \
-		tests/inngest-js/node_modules
+		tests/inngest-js/node_modules tests/nextauth-db/node_modules

@@ -21,20 +21,25 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def missing_reason() -> str | None:
-    """None when node and the installed package are here, else what is missing."""
-    lock = JS / "package-lock.json"
-    stamp = JS / "node_modules" / ".package-lock.json"  # written by every npm ci/install
+def missing_reason(package: Path | None = None) -> str | None:
+    """None when node and the installed package (``tests/js`` unless told) are here, else
+    what is missing."""
+    package = JS if package is None else package
+    lock = package / "package-lock.json"
+    stamp = package / "node_modules" / ".package-lock.json"  # written by every npm ci/install
     if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
-        return f"the npm package in {JS.name}/ is not installed: run `make test` (npm ci there)"
+        return (
+            f"the npm package in {package.name}/ is not installed: run `make test` (npm ci there)"
+        )
     if shutil.which("node") is None:
         return "node is not installed: the tests with next-auth's own cookies need it"
     return None
 
 
-def require_js() -> None:
-    """Skip the calling test or fixture when the JavaScript clients cannot run (fail in CI)."""
-    reason = missing_reason()
+def require_js(package: Path | None = None) -> None:
+    """Skip the calling test or fixture when the JavaScript clients (of ``package``, else
+    ``tests/js``) cannot run (fail in CI)."""
+    reason = missing_reason(package)
     if reason is None:
         return
     if in_ci():

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from service.config.variables import (
     ConfigError,
@@ -55,10 +55,13 @@ def app_database_url(url: str) -> tuple[str, str, str]:
         raise ValueError("not a valid database URL (check its port and characters)")
     for plain, driver, kind in APP_DATABASE_KINDS:
         if url.startswith(plain):
-            query = parse_qsl(parts.query, keep_blank_values=True)
-            schema = next((value for key, value in query if key == "schema"), "")
-            rest = urlencode([(key, value) for key, value in query if key != "schema"])
-            normal = urlunsplit(parts._replace(query=rest))
+            # The query is rebuilt without `schema`; the rest is kept as written (urlunsplit
+            # would drop the empty host of `sqlite:////absolute/path`).
+            base, _, query = url.partition("?")
+            pairs = parse_qsl(query, keep_blank_values=True)
+            schema = next((value for key, value in pairs if key == "schema"), "")
+            rest = urlencode([(key, value) for key, value in pairs if key != "schema"])
+            normal = base + ("?" + rest if rest else "")
             return driver + normal[len(plain) :], kind, schema
     raise ValueError("must be a postgresql://, mysql:// or sqlite:/// URL")
 

@@ -44,15 +44,19 @@ LOOKUP_TIMEOUT = 5.0  # seconds, connecting included: then the answer is 503
 # make longer ones. Cookie octets only (RFC 6265): nothing else can be a token it set.
 MAX_TOKEN_CHARS = 1024
 TOKEN = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,1024}")
-# Each connection, before its first use: read-only, and in UTC (MySQL converts TIMESTAMP
-# columns to the session's time zone; PostgreSQL's timestamptz is read as an instant anyway).
+# Each connection, before its first use: read-only. Its time zone stays the database's, as
+# the app's own connections have it: MySQL converts TIMESTAMP columns to and from the
+# session's zone, so the app's wall time reads back only under the same one.
 SESSION_SETUP = {
-    "postgresql": (
-        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
-        "SET TIME ZONE 'UTC'",
-    ),
-    "mysql": ("SET SESSION TRANSACTION READ ONLY", "SET time_zone = '+00:00'"),
+    "postgresql": ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",),
+    "mysql": ("SET SESSION TRANSACTION READ ONLY",),
     "sqlite": ("PRAGMA query_only = ON",),
+}
+# How long connecting may take, in each driver's words.
+CONNECT_TIMEOUT = {
+    "postgresql": {"timeout": LOOKUP_TIMEOUT},
+    "mysql": {"connect_timeout": LOOKUP_TIMEOUT},
+    "sqlite": {},
 }
 
 NOT_A_TOKEN = (
@@ -82,7 +86,7 @@ def create_app_engine(settings: NextAuthDatabaseSettings, pool_size: int) -> Asy
         settings.driver_url,
         pool_size=pool_size,
         isolation_level="AUTOCOMMIT",
-        connect_args={"timeout": LOOKUP_TIMEOUT} if settings.kind != "sqlite" else {},
+        connect_args=CONNECT_TIMEOUT[settings.kind],
     )
     statements = SESSION_SETUP[settings.kind]
 

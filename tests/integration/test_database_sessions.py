@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ConfigError, Settings
+from service.http import nextauth
 from service.http.app import create_app
 from service.http.app_sessions import lookup
 from service.http.app_sessions.reader import check_app_database
@@ -35,6 +36,7 @@ from tests.conftest import SQLITE_ONLY
 from tests.integration.test_api import assert_problem, rows
 from tests.integration.test_nextauth_reader import Clock
 from tests.nextauth_apps import NodeApp
+from tests.nextauth_cookies import PROFILE, Minter
 from tests.nextauth_tables import AppDatabase, AppDatabases, mariadb_execute
 from tests.tcp_forwarder import TcpForwarder
 
@@ -193,6 +195,17 @@ async def test_an_unknown_token_is_refused_as_next_auth_finds_no_session(
         await refused(await client.post("/api", headers=headers), lookup.UNKNOWN)
     headers = {"Cookie": 'next-auth.session-token="a b"'}
     await refused(await client.post("/api", headers=headers), lookup.NOT_A_TOKEN)
+    assert await rows(engine) == []
+
+
+@pytest.mark.parametrize("app", ["drizzle-sqlite"], indirect=True)
+async def test_a_jwt_session_without_the_apps_secret_says_so(
+    app: App, aiohttp_client: Any, settings: Settings, engine: AsyncEngine, mint: Minter
+) -> None:
+    client = await service(aiohttp_client, settings, app.database)
+    for kind in ("v4", "v5"):
+        minted = mint.one(kind, claims=PROFILE)
+        await refused(await client.post("/api", headers=minted.header()), nextauth.NO_SECRET)
     assert await rows(engine) == []
 
 

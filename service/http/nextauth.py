@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeGuard
+from typing import Any, Generic, Literal, TypeGuard, TypeVar
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -25,6 +25,8 @@ from joserfc import jwe, jwk
 from joserfc.errors import JoseError
 
 from service.config import NextAuthSettings
+
+V = TypeVar("V")
 
 V4_NAMES = ("__Secure-next-auth.session-token", "next-auth.session-token")
 V5_NAMES = ("__Secure-authjs.session-token", "authjs.session-token")
@@ -152,34 +154,42 @@ def check_times(claims: Mapping[str, Any], now: int) -> None:
         raise SessionRefused(NOT_YET_VALID)
 
 
-class VerifiedTokens:
-    """The claims of tokens that decrypted and checked out, by a digest of cookie name and token,
-    at most ``size`` of them (the oldest goes first). A browser sends the same cookie with every
-    request until the app renews it, so a repeat skips the decryption; the times are checked
-    again on every use. Only tokens that decrypted get in, so a caller without the app's secret
-    cannot fill it; holding digests, it holds no cookie."""
+class DigestMemory(Generic[V]):
+    """Values by a digest, at most ``size`` of them (the oldest goes first; none when ``size``
+    is 0). Keyed by digests, it holds no cookie."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._claims: dict[bytes, dict[str, Any]] = {}
+        self._values: dict[bytes, V] = {}
 
     def __len__(self) -> int:
-        return len(self._claims)
+        return len(self._values)
+
+    def get(self, digest: bytes) -> V | None:
+        return self._values.get(digest)
+
+    def add(self, digest: bytes, value: V) -> None:
+        if self.size <= 0:
+            return
+        self._values.pop(digest, None)
+        if len(self._values) >= self.size:
+            del self._values[next(iter(self._values))]
+        self._values[digest] = value
+
+    def forget(self, digest: bytes) -> None:
+        self._values.pop(digest, None)
+
+
+class VerifiedTokens(DigestMemory[dict[str, Any]]):
+    """The claims of tokens that decrypted and checked out, by a digest of cookie name and token.
+    A browser sends the same cookie with every request until the app renews it, so a repeat
+    skips the decryption; the times are checked again on every use. Only tokens that decrypted
+    get in, so a caller without the app's secret cannot fill it."""
 
     @staticmethod
     def digest(name: str, token: str) -> bytes:
         # The name is part of it: under another name the same token needs another key.
         return hashlib.sha256(f"{name}={token}".encode("utf-8", "surrogatepass")).digest()
-
-    def get(self, digest: bytes) -> dict[str, Any] | None:
-        return self._claims.get(digest)
-
-    def add(self, digest: bytes, claims: dict[str, Any]) -> None:
-        if self.size <= 0:
-            return
-        if len(self._claims) >= self.size:
-            del self._claims[next(iter(self._claims))]
-        self._claims[digest] = claims
 
 
 class NextAuthReader:

@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import quoted_name
 from service.config import NextAuthDatabaseSettings
 from service.http.app_sessions.expires import UnreadableExpires, epoch_seconds
 from service.http.app_sessions.presets import Column, Layout
-from service.http.nextauth import EXPIRED, SessionRefused
+from service.http.nextauth import EXPIRED, DigestMemory, SessionRefused
 from service.store.engine import UNAVAILABLE, describe_db_error
 
 __all__ = ["DatabaseSessions", "SessionsUnavailable", "create_app_engine", "lookup_statement"]
@@ -153,12 +153,8 @@ class DatabaseSessions:
         self.layout = layout
         self.clock = clock
         self.remember_for = remember_for
-        self.size = remembered
         self.statement = lookup_statement(layout)
-        self._seen: dict[bytes, Remembered] = {}
-
-    def __len__(self) -> int:
-        return len(self._seen)
+        self.seen: DigestMemory[Remembered] = DigestMemory(remembered)
 
     async def user(self, token: str) -> dict[str, Any]:
         """The user of the session ``token`` names; ``SessionRefused`` when it is unknown,
@@ -166,7 +162,7 @@ class DatabaseSessions:
         if not TOKEN.fullmatch(token):
             raise SessionRefused(NOT_A_TOKEN)
         digest = hashlib.sha256(token.encode()).digest()
-        seen = self._seen.get(digest)
+        seen = self.seen.get(digest)
         now = self.clock()
         if seen is not None and now - seen.read_at < self.remember_for and seen.expires >= now:
             return seen.user
@@ -175,7 +171,7 @@ class DatabaseSessions:
         if row is None:
             if seen is None:
                 raise SessionRefused(UNKNOWN)
-            del self._seen[digest]
+            self.seen.forget(digest)
             # The app deletes an expired session when it reads it: then "expired" is the news.
             raise SessionRefused(EXPIRED if seen.expires < now else SIGNED_OUT)
         try:
@@ -188,10 +184,10 @@ class DatabaseSessions:
             )
             raise SessionRefused(UNREADABLE) from None
         if expires < now:
-            self._seen.pop(digest, None)
+            self.seen.forget(digest)
             raise SessionRefused(EXPIRED)
         user = self._user(row)
-        self._remember(digest, Remembered(user, expires, now))
+        self.seen.add(digest, Remembered(user, expires, now))
         return user
 
     async def _row(self, token: str) -> Mapping[str, Any] | None:
@@ -216,14 +212,6 @@ class DatabaseSessions:
         user = dict(zip(fields, map(_json_value, values), strict=True))
         user["id"] = str(values[0])
         return user
-
-    def _remember(self, digest: bytes, remembered: Remembered) -> None:
-        if self.size <= 0:
-            return
-        self._seen.pop(digest, None)
-        if len(self._seen) >= self.size:
-            del self._seen[next(iter(self._seen))]
-        self._seen[digest] = remembered
 
 
 def _json_value(value: object) -> object:

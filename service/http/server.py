@@ -12,7 +12,7 @@ overrides it (``ServiceRunner``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -110,10 +110,16 @@ class ServiceRunner(web.AppRunner):
 
 
 async def _serve(runner: ServiceRunner, host: str, port: int) -> None:
+    # SIGTERM and SIGINT end the wait, and the runner's cleanup runs before anything else is
+    # cancelled: the relay and the writer stop as their cleanup contexts say.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-        await asyncio.Event().wait()  # until SIGTERM or SIGINT (the runner's handlers)
+        await stop.wait()
     finally:
         await runner.cleanup()
 
@@ -121,14 +127,9 @@ async def _serve(runner: ServiceRunner, host: str, port: int) -> None:
 def run_server(
     app: web.Application, host: str, port: int, max_header_bytes: int, shutdown_timeout: float
 ) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, as ``web.run_app`` does (its signal handling, its
-    graceful shutdown), with the service's runner."""
+    """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully (connections get
+    ``shutdown_timeout`` seconds), as ``web.run_app`` does, with the service's runner."""
     runner = ServiceRunner(
-        app,
-        max_header_bytes,
-        handle_signals=True,
-        access_log=None,
-        shutdown_timeout=shutdown_timeout,
+        app, max_header_bytes, access_log=None, shutdown_timeout=shutdown_timeout
     )
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(_serve(runner, host, port))
+    asyncio.run(_serve(runner, host, port))

@@ -43,7 +43,7 @@ LOOKUP_TIMEOUT = 5.0  # seconds, connecting included: then the answer is 503
 # next-auth's tokens are a UUID or 64 hex characters; an app's own generateSessionToken may
 # make longer ones. Cookie octets only (RFC 6265): nothing else can be a token it set.
 MAX_TOKEN_CHARS = 1024
-TOKEN = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,1024}")
+TOKEN = re.compile(rf"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{{1,{MAX_TOKEN_CHARS}}}")
 # Each connection, before its first use: read-only. Its time zone stays the database's, as
 # the app's own connections have it: MySQL converts TIMESTAMP columns to and from the
 # session's zone, so the app's wall time reads back only under the same one.

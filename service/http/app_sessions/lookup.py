@@ -85,6 +85,7 @@ def create_app_engine(settings: NextAuthDatabaseSettings, pool_size: int) -> Asy
     engine = create_async_engine(
         settings.driver_url,
         pool_size=pool_size,
+        max_overflow=pool_size,  # as the service's own PostgreSQL pool: as many again at peaks
         isolation_level="AUTOCOMMIT",
         connect_args=CONNECT_TIMEOUT[settings.kind],
     )

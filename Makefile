@@ -48,9 +48,11 @@ run: $(STAMP)
 	$(BIN)/service db upgrade
 	INNGEST_DEV=$${INNGEST_DEV-1} $(BIN)/service serve
 
-## The whole test suite: tests/unit, tests/integration (SQLite and PostgreSQL; the PostgreSQL
-## tests skip with a reason if it is absent) and tests/system (real processes; the JS clients'
-## tests skip without node, and fail instead when CI is set)
+## The whole test suite: tests/unit, tests/integration (SQLite and PostgreSQL, and MariaDB for
+## the app's database sessions; the PostgreSQL and MariaDB tests skip with a reason if the
+## server is absent, and fail instead with REQUIRE_POSTGRES / REQUIRE_MARIADB set) and
+## tests/system (real processes; the JS clients' tests skip without node, and fail instead when
+## CI is set)
 test: $(STAMP) $(JS_STAMPS)
 	$(BIN)/pytest
 

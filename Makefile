@@ -7,9 +7,11 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
 RUNTIME_LOCK := requirements/runtime.txt
 # The tests' real JavaScript clients, each an npm package installed from its lock file:
-# next-auth's own session cookies (tests/js) and Inngest's JS SDKs (tests/inngest-js).
+# next-auth's own session cookies (tests/js), Inngest's JS SDKs (tests/inngest-js),
+# next-auth's getServerSession with the adapters' own code (tests/nextauth-db), and
+# node-postgres in an app's own transaction (tests/node-pg).
 JS_STAMPS := tests/js/node_modules/.installed tests/inngest-js/node_modules/.installed \
-	tests/node-pg/node_modules/.installed
+	tests/nextauth-db/node_modules/.installed tests/node-pg/node_modules/.installed
 # Tests run in parallel processes (pytest-xdist): they wait on databases, sockets and child
 # processes far more than on the two cores, so three overlap those waits.
 TEST_WORKERS ?= 3
@@ -50,9 +52,11 @@ run: $(STAMP)
 	$(BIN)/service db upgrade
 	INNGEST_DEV=$${INNGEST_DEV-1} $(BIN)/service serve
 
-## The whole test suite: tests/unit, tests/integration (SQLite and PostgreSQL; the PostgreSQL
-## tests skip with a reason if it is absent) and tests/system (real processes; the JS clients'
-## tests skip without node, and fail instead when CI is set)
+## The whole test suite: tests/unit, tests/integration (SQLite and PostgreSQL, and MariaDB for
+## the app's database sessions; the PostgreSQL and MariaDB tests skip with a reason if the
+## server is absent, and fail instead with REQUIRE_POSTGRES / REQUIRE_MARIADB set) and
+## tests/system (real processes; the JS clients' tests skip without node, and fail instead when
+## CI is set)
 test: $(STAMP) $(JS_STAMPS)
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
@@ -92,4 +96,5 @@ bench: $(STAMP) $(JS_STAMPS) bench/graphile/node_modules/.installed
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info tests/js/node_modules \
-		tests/inngest-js/node_modules tests/node-pg/node_modules bench/graphile/node_modules
+		tests/inngest-js/node_modules tests/nextauth-db/node_modules tests/node-pg/node_modules \
+		bench/graphile/node_modules

@@ -48,7 +48,7 @@ async def backends(requested: Sequence[str]) -> list[str]:
     return chosen
 
 
-async def _admin(statement: str) -> None:
+async def admin(statement: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
@@ -154,7 +154,7 @@ async def fresh_database(kind: str, workdir: Path) -> AsyncIterator[Database]:
         database = Database(kind, f"sqlite:///{path}")
     else:
         name = f"bench_{tag}"
-        await _admin(f'CREATE DATABASE "{name}"')
+        await admin(f'CREATE DATABASE "{name}"')
         url = make_url(POSTGRES_ADMIN_URL).set(database=name)
         database = Database(kind, url.render_as_string(hide_password=False))
     try:
@@ -169,4 +169,4 @@ async def fresh_database(kind: str, workdir: Path) -> AsyncIterator[Database]:
         if kind == "sqlite":
             _remove_sqlite(path)
         else:
-            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -4,15 +4,19 @@
 Each repeat runs, in turn, the bare handler (``bench.bare``) and ``service serve --no-relay``
 on a fresh migrated database of each backend, all loaded by the same wrk command (threads x
 connections, a ~1 KB JSON body, a bearer token); then the service again on each backend with
-a next-auth v5 session cookie (minted once by next-auth's own code) as the only credential.
+a next-auth v5 session cookie (minted once by next-auth's own code) as the only credential,
+and on PostgreSQL with a next-auth database session's cookie, looked up in an app's database
+of Prisma's tables on the same server.
 After each service run the outbox must hold exactly the events wrk saw acknowledged, give or
 take the requests still in flight when wrk stopped: fewer rows than 2xx answers is a lost
-event and fails the bench. The same run prints what decoding a session cookie costs.
+event and fails the bench. The same run prints what decoding a session cookie and looking up
+a database session cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the bench package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.app_sessions import app_database, lookup_cost
 from bench.cli import add_wrk_arguments, run_main
 from bench.databases import backends, fresh_database
 from bench.load import WrkResult, ensure_wrk, run_wrk
@@ -34,6 +39,7 @@ from bench.stats import median
 NAME = "ingest"
 WARM_UP_REQUESTS = 50
 COOKIE = "+nextauth"  # the suffix of a target whose credential is a next-auth v5 cookie
+DB_SESSION = "+dbsession"  # ... a next-auth database session's cookie
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -104,8 +110,13 @@ async def run_service(
     repeat: int,
     target: str,
 ) -> dict[str, Any]:
-    kind = target.removesuffix(COOKIE)
-    credential = ("Cookie", args.cookie) if target.endswith(COOKIE) else None
+    kind = target.removesuffix(COOKIE).removesuffix(DB_SESSION)
+    credential, extra = None, {}
+    if target.endswith(COOKIE):
+        credential = ("Cookie", args.cookie)
+    elif target.endswith(DB_SESSION):
+        credential = ("Cookie", args.app_database.cookie)
+        extra = {"NEXTAUTH_DATABASE_URL": args.app_database.url}
     async with fresh_database(kind, workdir(NAME)) as db:
         server = await start_service(
             procs,
@@ -114,6 +125,7 @@ async def run_service(
             relay=False,
             SQLITE_SYNCHRONOUS="FULL",
             AUTH_SECRET=APP_SECRET,
+            **extra,
         )
         try:
             await post_api(f"{server.url}/api", WARM_UP_REQUESTS, args.body, credential)
@@ -167,6 +179,7 @@ def print_summary(summary: list[dict[str, Any]], args: argparse.Namespace) -> No
         "postgresql": "service, PG",
         f"sqlite{COOKIE}": "service, SQLite, v5 cookie",
         f"postgresql{COOKIE}": "service, PG, v5 cookie",
+        f"postgresql{DB_SESSION}": "service, PG, database session",
     }
     print_table(
         f"ingest: POST /api, wrk {args.threads}x{args.connections}, {args.duration:g}s, "
@@ -200,6 +213,38 @@ async def bench(args: argparse.Namespace, procs: Processes) -> int:
         [session] = await mint({"kind": "v5", "claims": PROFILE})
         args.cookie = session.header
         targets += [f"{kind}{COOKIE}" for kind in kinds]
+    async with contextlib.AsyncExitStack() as stack:
+        if "postgresql" in kinds:
+            args.app_database = await stack.enter_async_context(app_database())
+            targets.append(f"postgresql{DB_SESSION}")
+        runs = await run_targets(procs, wrk, body, args, targets)
+        summary = summarize(runs, targets)
+        print_summary(summary, args)
+        lookups = await lookup_cost(args.app_database) if "postgresql" in kinds else []
+    decoding = [] if js_reason() else await decode_table()
+    settings = {k: v for k, v in vars(args).items() if k not in ("body", "cookie", "app_database")}
+    settings["sqlite_synchronous"] = "FULL"
+    write_results(
+        NAME,
+        {
+            "settings": settings,
+            "summary": summary,
+            "nextauth_decode": decoding,
+            "database_session_lookup": lookups,
+            "runs": runs,
+        },
+    )
+    service = [s for s in summary if s["target"] != "bare"]
+    failed = [s["target"] for s in service if s["checks"] != ["ok"] or s["non_2xx"]]
+    if failed:
+        warn(f"ingest: lost events, extra rows or non-2xx answers: {sorted(set(failed))}")
+    return 1 if any(s["lost"] for s in summary) else 0
+
+
+async def run_targets(
+    procs: Processes, wrk: str, body: Path, args: argparse.Namespace, targets: list[str]
+) -> list[dict[str, Any]]:
+    """Every target once per repeat, in turn."""
     runs: list[dict[str, Any]] = []
     for repeat in range(1, args.repeats + 1):
         for target in targets:
@@ -212,20 +257,7 @@ async def bench(args: argparse.Namespace, procs: Processes) -> int:
                 f"{target} #{repeat}: {run['rps']:,.0f} req/s, p99 {run['latency_ms']['p99']} "
                 f"ms, non-2xx {run['non_2xx'] or 0}, rows {run['check']}"
             )
-    summary = summarize(runs, targets)
-    print_summary(summary, args)
-    decoding = [] if js_reason() else await decode_table()
-    settings = {k: v for k, v in vars(args).items() if k not in ("body", "cookie")}
-    settings["sqlite_synchronous"] = "FULL"
-    write_results(
-        NAME,
-        {"settings": settings, "summary": summary, "nextauth_decode": decoding, "runs": runs},
-    )
-    service = [s for s in summary if s["target"] != "bare"]
-    failed = [s["target"] for s in service if s["checks"] != ["ok"] or s["non_2xx"]]
-    if failed:
-        warn(f"ingest: lost events, extra rows or non-2xx answers: {sorted(set(failed))}")
-    return 1 if any(s["lost"] for s in summary) else 0
+    return runs
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def _asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-async def _postgres_reason() -> str | None:
+async def postgres_reason() -> str | None:
     """None when the PostgreSQL server answers, else why the PostgreSQL tests are skipped."""
     try:
         conn = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=3)
@@ -56,8 +56,10 @@ async def _postgres_reason() -> str | None:
     return None
 
 
-async def admin_execute(*statements: str) -> None:
-    conn = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL))
+async def admin_execute(*statements: str, database: str | None = None) -> None:
+    """Run ``statements`` as the test server's admin (in ``database``, else the admin's)."""
+    url = POSTGRES_ADMIN_URL if database is None else postgres_url(database)
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -74,7 +76,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
-    reason = asyncio.run(_postgres_reason())
+    reason = asyncio.run(postgres_reason())
     if reason and os.environ.get("REQUIRE_POSTGRES"):
         pytest.fail(reason)
     if reason:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from service.config import Settings
+from service.http.server import ServiceRunner
 
 START_TIMEOUT = 10.0
 
@@ -61,12 +64,13 @@ class LiveServer:
             self._ready.set()
 
     async def _serve(self) -> None:
-        from service.http.app import HTTP_LIMITS, create_app
+        from service.http.app import create_app
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        # The HTTP server's limits of `service serve`, so the answers are the deployed ones.
-        runner = web.AppRunner(create_app(self.settings), access_log=None, **HTTP_LIMITS)
+        # The HTTP server of `service serve`, so the answers are the deployed ones.
+        app = create_app(self.settings)
+        runner = ServiceRunner(app, self.settings.max_header_bytes, access_log=None)
         await runner.setup()
         try:
             # Port 0: the kernel picks a free port, so parallel runs never collide.
@@ -77,3 +81,15 @@ class LiveServer:
             await self._stop.wait()
         finally:
             await runner.cleanup()
+
+
+class ServiceTestServer(TestServer):
+    """aiohttp's test server with the runner of ``service serve`` (its header limit and its
+    problem answers to what the parser refuses): ``aiohttp_client(ServiceTestServer(...))``."""
+
+    def __init__(self, app: web.Application, settings: Settings) -> None:
+        super().__init__(app)
+        self.max_header_bytes = settings.max_header_bytes
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return ServiceRunner(self.app, self.max_header_bytes, **kwargs)

@@ -50,9 +50,9 @@ def main() -> None:
 @click.option("--no-relay", is_flag=True, help="Do not deliver the outbox in this process.")
 def serve(host: str | None, port: int | None, no_relay: bool) -> None:
     """Run the HTTP API (and, unless --no-relay, the relay) until SIGTERM or SIGINT."""
-    from aiohttp import web
-
-    from service.http.app import HTTP_LIMITS, create_app
+    from service.http.app import create_app
+    from service.http.app_sessions.reader import check_app_database
+    from service.http.server import run_server
 
     settings = load_settings()
     settings = settings.replace(host=host or settings.host, port=port or settings.port)
@@ -60,20 +60,19 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
     if not no_relay:
         require(require_event_key, settings)
     run(with_engine(settings, _nothing))  # refuse to start on an old schema or no database
+    try:  # and on tables of the Next.js app that are not its adapter's
+        run(check_app_database(settings))
+    except ConfigError as exc:
+        fail(str(exc), code=2)
     app = create_app(settings, relay=not no_relay)
     app.on_startup.append(_freeze_startup_heap)  # after the resources' contexts
     _log_serving(settings, relay=not no_relay)
-    web.run_app(
+    run_server(
         app,
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        print=None,
+        settings.host,
+        settings.port,
+        max_header_bytes=settings.max_header_bytes,
         shutdown_timeout=10,
-        handle_signals=True,
-        # Passed through to aiohttp's request handler (the parser's limits).
-        max_line_size=HTTP_LIMITS["max_line_size"],
-        max_field_size=HTTP_LIMITS["max_field_size"],
     )
 
 

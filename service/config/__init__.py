@@ -21,11 +21,13 @@ from service.config.delivery import (
     InngestSettings,
     RelaySettings,
 )
+from service.config.nextauth_database import ADAPTERS, NextAuthDatabaseSettings
 from service.config.settings import Settings, normalise_database_url, require_session_secret
 from service.config.variables import ConfigError, parse_duration
 
 __all__ = [
     "ABSOLUTE_EVENT_MAX_BYTES",
+    "ADAPTERS",
     "DEFAULT_EVENT_MAX_BYTES",
     "EVENT_KEY_PATTERN",
     "INNGEST_CLOUD_ORIGIN",
@@ -33,6 +35,7 @@ __all__ = [
     "ConfigError",
     "EventApiSettings",
     "InngestSettings",
+    "NextAuthDatabaseSettings",
     "NextAuthSettings",
     "RelaySettings",
     "Settings",

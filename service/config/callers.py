@@ -158,9 +158,17 @@ class NextAuthSettings:
         for variable, secret in found.items():
             if production:
                 check_secret_strength(variable, secret)
-        for variable in ("NEXTAUTH_COOKIE_NAME", "NEXTAUTH_USER_CLAIMS"):
-            if env.get(variable, "").strip() and not found:
-                raise ConfigError(variable, "needs the app's AUTH_SECRET (or NEXTAUTH_SECRET)")
+        if env.get("NEXTAUTH_USER_CLAIMS", "").strip() and not found:
+            raise ConfigError(
+                "NEXTAUTH_USER_CLAIMS", "needs the app's AUTH_SECRET (or NEXTAUTH_SECRET)"
+            )
+        # The cookie's name is the same for database sessions, read without a secret.
+        database = env.get("NEXTAUTH_DATABASE_URL", "").strip()
+        if env.get("NEXTAUTH_COOKIE_NAME", "").strip() and not (found or database):
+            raise ConfigError(
+                "NEXTAUTH_COOKIE_NAME",
+                "needs the app's AUTH_SECRET (or NEXTAUTH_SECRET) or NEXTAUTH_DATABASE_URL",
+            )
         return cls(secrets=tuple(dict.fromkeys(found.values())), **values)
 
 

@@ -25,6 +25,7 @@ from service.config.callers import (
     strong_secrets,
 )
 from service.config.delivery import InngestSettings, RelaySettings
+from service.config.nextauth_database import NextAuthDatabaseSettings
 from service.config.variables import (
     ConfigError,
     choice,
@@ -166,11 +167,20 @@ class Settings:
         "comma-separated bearer tokens of internal callers (16+ characters each)",
     )
     nextauth: NextAuthSettings = field(default_factory=NextAuthSettings)
+    nextauth_database: NextAuthDatabaseSettings = field(default_factory=NextAuthDatabaseSettings)
     max_body_bytes: int = setting(
         "MAX_BODY_BYTES",
         64 * 1024,
         integer(1024, 16 * 1024 * 1024),
         "request bodies above this are refused with 413",
+    )
+    # Node's default (--max-http-header-size): what the Next.js app itself takes, so that a
+    # session of three cookie chunks reaches the service as it reaches the app.
+    max_header_bytes: int = setting(
+        "MAX_HEADER_BYTES",
+        16 * 1024,
+        integer(8 * 1024, 1024 * 1024),
+        "the request line and headers together at most this (Node's default); 431 beyond",
     )
     idempotency_ttl: float = setting(
         "IDEMPOTENCY_TTL",
@@ -217,6 +227,7 @@ class Settings:
         return cls(
             **values,
             nextauth=NextAuthSettings.from_env(env, production),
+            nextauth_database=NextAuthDatabaseSettings.from_env(env),
             inngest=inngest,
             relay=RelaySettings.from_env(env, inngest.request_timeout),
             event_api=EventApiSettings.from_env(env),

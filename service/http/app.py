@@ -11,11 +11,22 @@ from aiohttp import web
 
 from service.config import Settings
 from service.http import event_api, routes
+from service.http.app_sessions.reader import open_app_sessions
 from service.http.auth import RotatingCookieStorage
 from service.http.group_commit import OutboxWriter
-from service.http.keys import ENGINE, METRICS, NEW_WORK, NEXTAUTH, SESSIONS, SETTINGS, WRITER
+from service.http.keys import (
+    APP_SESSIONS,
+    ENGINE,
+    METRICS,
+    NEW_WORK,
+    NEXTAUTH,
+    SESSIONS,
+    SETTINGS,
+    WRITER,
+)
 from service.http.nextauth import NextAuthReader
 from service.http.problems import problem_middleware
+from service.http.server import header_limit
 from service.metrics import Metrics, http_metrics_middleware
 from service.relay.loop import Relay, inngest_client, run_relay
 from service.store.backend import backend_of
@@ -24,26 +35,29 @@ from service.store.engine import create_engine
 log = logging.getLogger(__name__)
 
 
-# The request line and each header at most 8 KiB: beyond that aiohttp answers 400 before any
-# handler runs. Bodies are bounded by MAX_BODY_BYTES (413).
-HTTP_LIMITS = {"max_line_size": 8190, "max_field_size": 8190}
-
-
 def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
-    """Build the application; resources are opened by its cleanup contexts, not here."""
+    """Build the application; resources are opened by its cleanup contexts, not here. Serve it
+    with ``service.http.server.ServiceRunner``, whose parser takes the headers this app's
+    limit allows (``MAX_HEADER_BYTES``; bodies: ``MAX_BODY_BYTES``, 413 beyond)."""
     metrics = Metrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             http_metrics_middleware(metrics),
+            header_limit(settings.max_header_bytes),
             problem_middleware,
         ],
     )
     app[SETTINGS] = settings
     app[NEW_WORK] = asyncio.Event()
     app[METRICS] = metrics
-    app[NEXTAUTH] = NextAuthReader(settings.nextauth)
+    app[NEXTAUTH] = NextAuthReader(
+        settings.nextauth,
+        database_sessions=settings.nextauth_database.enabled,
+        max_token_chars=settings.max_header_bytes,
+    )
     app.cleanup_ctx.append(_sessions)
+    app.cleanup_ctx.append(_app_sessions)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_writer)
     if relay:
@@ -69,6 +83,13 @@ async def _sessions(app: web.Application) -> AsyncIterator[None]:
     # At start-up, not in create_app: in development the secret is read from (or made in) var/.
     app[SESSIONS] = RotatingCookieStorage(app[SETTINGS])
     yield
+
+
+async def _app_sessions(app: web.Application) -> AsyncIterator[None]:
+    # The Next.js app's database, when its sessions are there: checked before serving.
+    async with open_app_sessions(app[SETTINGS], app[NEXTAUTH]) as sessions:
+        app[APP_SESSIONS] = sessions
+        yield
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

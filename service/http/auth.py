@@ -21,7 +21,8 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet, MultiFernet
 
 from service.config import Settings
-from service.http.nextauth import NextAuthReader, SessionRefused
+from service.http.app_sessions.reader import AppSessions
+from service.http.nextauth import SessionRefused
 
 # Where `make run` keeps the development session secret, for the server and the CLI alike.
 DEV_SECRET_FILE = Path("var") / "dev-session-secret"
@@ -121,7 +122,7 @@ async def authenticate(
     request: web.Request,
     tokens: Sequence[str],
     sessions: AbstractStorage,
-    nextauth: NextAuthReader,
+    nextauth: AppSessions,
 ) -> Caller:
     """The caller of ``request``; raises ``Unauthenticated`` when there is none.
 
@@ -141,12 +142,12 @@ async def authenticate(
             if scheme.lower() != "bearer" or not presented or not check_token(presented, tokens):
                 raise Unauthenticated("invalid bearer token")
             internal = token_identity(presented)
-            user = nextauth.user(request.cookies)
+            user = await nextauth.user(request.cookies)
             if user is None:
                 return Caller(identity=internal, user=None)
             # Scoped to the user too: one internal caller forwards the sessions of many users.
             return Caller(identity=f"{internal}/{user_identity(user)}", user=user)
-        user = nextauth.user(request.cookies)
+        user = await nextauth.user(request.cookies)
         if user is not None:
             return Caller(identity=user_identity(user), user=user)
         session = await sessions.load_session(request)

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeGuard
+from typing import Any, Generic, Literal, TypeGuard, TypeVar
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -25,6 +25,8 @@ from joserfc import jwe, jwk
 from joserfc.errors import JoseError
 
 from service.config import NextAuthSettings
+
+V = TypeVar("V")
 
 V4_NAMES = ("__Secure-next-auth.session-token", "next-auth.session-token")
 V5_NAMES = ("__Secure-authjs.session-token", "authjs.session-token")
@@ -37,8 +39,8 @@ V4_ENCRYPTIONS = ("A256GCM",)
 # The user's fields and the claims they come from.
 USER_FIELDS = (("id", "sub"), ("name", "name"), ("email", "email"), ("image", "picture"))
 CLOCK_TOLERANCE = 15  # seconds, next-auth's (jose's clockTolerance) for exp and nbf
-# No token is larger than the request header that carries it (8 KiB, see app.HTTP_LIMITS).
-MAX_TOKEN_CHARS = 8 * 1024
+# No token is larger than the request headers that carry it (MAX_HEADER_BYTES, 16 KiB).
+MAX_TOKEN_CHARS = 16 * 1024
 VERIFIED_TOKENS = 4096  # sessions remembered as verified: a few MiB at most
 REGISTRY = jwe.JWERegistry(algorithms=["dir", *KEY_BYTES])
 # The ids next-auth's database strategy puts in the cookie: a UUID, or 32 random bytes in hex.
@@ -49,8 +51,12 @@ DATABASE_SESSION_ID = re.compile(
 TOO_LARGE = "The session cookie is larger than any next-auth session token."
 NOT_A_TOKEN = "The session cookie is not a next-auth session token."
 DATABASE_SESSION = (
-    "The session cookie holds a database session id: database sessions are not supported, "
-    'only next-auth\'s JWT sessions (session: { strategy: "jwt" }).'
+    "The session cookie holds a database session's token: the service reads database sessions "
+    "only from the app's database (NEXTAUTH_DATABASE_URL), which it was not given."
+)
+NO_SECRET = (
+    "The session cookie is a next-auth JWT session: the service reads JWT sessions only with "
+    "the app's secret (AUTH_SECRET), which it was not given."
 )
 SIGNED = (
     "The session cookie is a signed or unsecured JWT; only next-auth's encrypted session "
@@ -148,34 +154,42 @@ def check_times(claims: Mapping[str, Any], now: int) -> None:
         raise SessionRefused(NOT_YET_VALID)
 
 
-class VerifiedTokens:
-    """The claims of tokens that decrypted and checked out, by a digest of cookie name and token,
-    at most ``size`` of them (the oldest goes first). A browser sends the same cookie with every
-    request until the app renews it, so a repeat skips the decryption; the times are checked
-    again on every use. Only tokens that decrypted get in, so a caller without the app's secret
-    cannot fill it; holding digests, it holds no cookie."""
+class DigestMemory(Generic[V]):
+    """Values by a digest, at most ``size`` of them (the oldest goes first; none when ``size``
+    is 0). Keyed by digests, it holds no cookie."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._claims: dict[bytes, dict[str, Any]] = {}
+        self._values: dict[bytes, V] = {}
 
     def __len__(self) -> int:
-        return len(self._claims)
+        return len(self._values)
+
+    def get(self, digest: bytes) -> V | None:
+        return self._values.get(digest)
+
+    def add(self, digest: bytes, value: V) -> None:
+        if self.size <= 0:
+            return
+        self._values.pop(digest, None)
+        if len(self._values) >= self.size:
+            del self._values[next(iter(self._values))]
+        self._values[digest] = value
+
+    def forget(self, digest: bytes) -> None:
+        self._values.pop(digest, None)
+
+
+class VerifiedTokens(DigestMemory[dict[str, Any]]):
+    """The claims of tokens that decrypted and checked out, by a digest of cookie name and token.
+    A browser sends the same cookie with every request until the app renews it, so a repeat
+    skips the decryption; the times are checked again on every use. Only tokens that decrypted
+    get in, so a caller without the app's secret cannot fill it."""
 
     @staticmethod
     def digest(name: str, token: str) -> bytes:
         # The name is part of it: under another name the same token needs another key.
         return hashlib.sha256(f"{name}={token}".encode("utf-8", "surrogatepass")).digest()
-
-    def get(self, digest: bytes) -> dict[str, Any] | None:
-        return self._claims.get(digest)
-
-    def add(self, digest: bytes, claims: dict[str, Any]) -> None:
-        if self.size <= 0:
-            return
-        if len(self._claims) >= self.size:
-            del self._claims[next(iter(self._claims))]
-        self._claims[digest] = claims
 
 
 class NextAuthReader:
@@ -186,11 +200,16 @@ class NextAuthReader:
         settings: NextAuthSettings,
         clock: Callable[[], float] = time.time,
         verified_tokens: int = VERIFIED_TOKENS,
+        *,
+        database_sessions: bool = False,
+        max_token_chars: int = MAX_TOKEN_CHARS,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.max_token_chars = max_token_chars
         names = (settings.cookie_name,) if settings.cookie_name else (*V5_NAMES, *V4_NAMES)
-        self.names = names if settings.enabled else ()
+        # The cookie is the same under either strategy: read it when either is configured.
+        self.names = names if settings.enabled or database_sessions else ()
         self.keys = DerivedKeys()
         self.verified = VerifiedTokens(verified_tokens)
 
@@ -233,8 +252,10 @@ class NextAuthReader:
 
     def claims(self, name: str, token: str) -> dict[str, Any]:
         """The checked claims of the token of cookie ``name``."""
-        if len(token) > MAX_TOKEN_CHARS:
+        if len(token) > self.max_token_chars:
             raise SessionRefused(TOO_LARGE)
+        if not self.settings.secrets:
+            raise SessionRefused(NO_SECRET)
         digest = self.verified.digest(name, token)
         verified = self.verified.get(digest)
         claims = self._decrypted_claims(name, token) if verified is None else verified

@@ -14,16 +14,17 @@ log = logging.getLogger(__name__)
 PROBLEM_TYPE = "application/problem+json"
 
 
+def problem_text(status: int, title: str, detail: str) -> str:
+    """The problem document's JSON."""
+    return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+
+
 def problem(
     status: int, title: str, detail: str, *, headers: Mapping[str, str] | None = None
 ) -> web.HTTPException:
     """An HTTP error whose body is a problem document; raise it from a handler."""
     error = web.HTTPException(
-        text=json.dumps(
-            {"type": "about:blank", "title": title, "status": status, "detail": detail}
-        ),
-        content_type=PROBLEM_TYPE,
-        headers=headers,
+        text=problem_text(status, title, detail), content_type=PROBLEM_TYPE, headers=headers
     )
     error.status_code = status
     # HTTPException keeps the status on the instance; the response must carry it too.

@@ -11,9 +11,18 @@ from aiohttp import web
 from service.errors import InvalidInput, SchemaNotCurrent
 from service.events.ids import now_ms
 from service.events.payload import new_event_from_json
+from service.http.app_sessions.lookup import SessionsUnavailable
 from service.http.auth import Caller, Unauthenticated, authenticate, is_internal
 from service.http.group_commit import accepted_body
-from service.http.keys import ENGINE, METRICS, NEW_WORK, NEXTAUTH, SESSIONS, SETTINGS, WRITER
+from service.http.keys import (
+    APP_SESSIONS,
+    ENGINE,
+    METRICS,
+    NEW_WORK,
+    SESSIONS,
+    SETTINGS,
+    WRITER,
+)
 from service.http.problems import problem
 from service.json_reader import MalformedJson, parse_json
 from service.store import app_settings, outbox
@@ -22,12 +31,16 @@ from service.store.engine import reading, transaction
 from service.store.idempotency import validate_key
 from service.store.migrations import ensure_at_head
 
+RETRY_AFTER = {"Retry-After": "1"}
+
 
 async def _caller(request: web.Request) -> Caller:
     try:
         app = request.app
         tokens = app[SETTINGS].internal_api_tokens
-        return await authenticate(request, tokens, app[SESSIONS], app[NEXTAUTH])
+        return await authenticate(request, tokens, app[SESSIONS], app[APP_SESSIONS])
+    except SessionsUnavailable as exc:
+        raise problem(503, "Service Unavailable", str(exc), headers=RETRY_AFTER) from exc
     except Unauthenticated as exc:
         raise problem(
             401,

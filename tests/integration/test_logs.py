@@ -20,6 +20,7 @@ from service.http.app import create_app
 from service.http.auth import issue_cookie
 from tests.conftest import SECRET, TOKEN, bearer, make_settings
 from tests.fake_inngest import Answer, running_fake
+from tests.live_server import ServiceTestServer
 from tests.log_capture import capture, records
 from tests.nextauth_cookies import APP_SECRET, OTHER_SECRET, Minter, spec
 from tests.relay_harness import (
@@ -143,13 +144,12 @@ async def test_an_oversized_credential_header_is_not_logged(
     monkeypatch: pytest.MonkeyPatch,
     restore_logging: None,
 ) -> None:
-    from service.http.app import HTTP_LIMITS
 
     out = capture(monkeypatch, io.StringIO(), log_format="json")
-    client: TestClient = await aiohttp_client(create_app(settings), server_kwargs=HTTP_LIMITS)
-    long_token = "tok-" + "s3cr3t" * 2000
+    client: TestClient = await aiohttp_client(ServiceTestServer(create_app(settings), settings))
+    long_token = "tok-" + "s3cr3t" * 3000
     response = await client.post("/api", headers={"Authorization": f"Bearer {long_token}"})
-    assert response.status == 400
+    assert response.status == 431
     logged = out.getvalue()
     assert "s3cr3ts3cr3t" not in logged
     assert any(line["action"] == "http.malformed_request" for line in records(out))
@@ -164,20 +164,20 @@ async def test_next_auth_session_cookies_are_never_logged_or_echoed(
 ) -> None:
     """Good, bad and oversized next-auth cookies, alone and forwarded with a token: no line of
     the DEBUG log and no answer holds a token, a chunk of one, or the app's secret."""
-    from service.http.app import HTTP_LIMITS
 
     out = capture(monkeypatch, io.StringIO(), log_format="json", log_level="DEBUG")
     app = create_app(settings.replace(nextauth=NextAuthSettings(secrets=(APP_SECRET,))))
-    client: TestClient = await aiohttp_client(app, server_kwargs=HTTP_LIMITS)
+    client: TestClient = await aiohttp_client(ServiceTestServer(app, settings))
     claims = {"sub": "u-1", "email": "ada@example.com"}
     made = mint(
         *(spec(kind, claims=claims) for kind in ("v4", "v5", "jws", "zip", "database")),
         spec("v5", OTHER_SECRET, claims=claims),
         spec("v5", claims=claims, maxAge=-60),
         spec("v5", claims={**claims, "pad": "p" * 5000}),  # two chunks
-        spec("v5", claims={**claims, "pad": "p" * 9000}),  # three: over the header limit
+        spec("v5", claims={**claims, "pad": "p" * 6000}),  # three chunks: within the limit
+        spec("v5", claims={**claims, "pad": "p" * 16000}),  # over the header limit
     )
-    expected = [200, 200, 401, 401, 401, 401, 401, 200, 400]
+    expected = [200, 200, 401, 401, 401, 401, 401, 200, 200, 431]
     answers = []
     for minted, status in zip(made, expected, strict=True):
         for headers in (minted.header(), {**bearer(), **minted.header()}):

@@ -24,9 +24,12 @@ from service.http.nextauth import NextAuthReader
 from tests.conftest import bearer
 from tests.integration.test_api import assert_problem, post_raw, rows
 from tests.integration.test_nextauth_reader import BIG, ROTATION, Clock
+from tests.live_server import ServiceTestServer
 from tests.nextauth_cookies import APP_SECRET, OTHER_SECRET, PROFILE, PROFILE_USER, Minter, spec
 
 V5 = "authjs.session-token"
+# A 6 KB claim: three cookie chunks, ~9 KB of Cookie header, which Node's 16 KiB takes.
+THREE = {**PROFILE, "groups": [f"group-{n:04d}" for n in range(500)]}
 AppClient = Callable[..., Awaitable[tuple[TestClient, Clock]]]
 
 
@@ -47,7 +50,8 @@ def app_client(aiohttp_client: Any, settings: Settings) -> AppClient:
         app = create_app(configured)
         clock = Clock(time.time() if now is None else now)
         app[NEXTAUTH] = NextAuthReader(configured.nextauth, clock=clock)
-        return await aiohttp_client(app), clock
+        # The server of `service serve`: its header limit, as a browser meets it.
+        return await aiohttp_client(ServiceTestServer(app, configured)), clock
 
     return make
 
@@ -79,6 +83,8 @@ ACCEPTED = {
     "v5-chunked": spec("v5", claims=BIG),
     "v5-gcm": spec("v5-gcm", claims=PROFILE),
     "v5-gcm-secure": spec("v5-gcm", secure=True, claims=PROFILE),
+    "v4-three-chunks": spec("v4", claims=THREE),
+    "v5-three-chunks": spec("v5", claims=THREE),
 }
 
 
@@ -91,6 +97,20 @@ async def test_the_event_carries_the_sessions_user(
     # Chunks in whatever order the browser sends them.
     response = await client.post("/api", headers=minted.header(minted.cookies[::-1]))
     assert await event_user(engine, response) == PROFILE_USER
+
+
+@pytest.mark.parametrize("kind", ["v4", "v5"])
+async def test_three_chunks_are_taken_and_a_header_over_the_limit_is_a_431(
+    app_client: AppClient, engine: AsyncEngine, mint: Minter, kind: str
+) -> None:
+    three, over = mint(spec(kind, claims=THREE), spec(kind, claims={**THREE, "pad": "p" * 9000}))
+    assert len(three.cookies) == 3 and 8 * 1024 < len(three.header()["Cookie"]) < 16 * 1024
+    client, _ = await app_client()
+    assert await event_user(engine, await client.post("/api", headers=three.header())) == (
+        PROFILE_USER
+    )
+    body = await assert_problem(await client.post("/api", headers=over.header()), 431)
+    assert "MAX_HEADER_BYTES (16384 bytes)" in body["detail"]
 
 
 @pytest.mark.parametrize("kind", ["v4", "v5"])

@@ -17,13 +17,18 @@ import click
 
 from service.cli.common import fail, load_settings, run, with_engine
 from service.cli.outbox import outbox as outbox_group
-from service.config import INNGEST_DEV_ORIGIN, ConfigError, Settings, require_session_secret
+from service.config import (
+    INNGEST_DEV_ORIGIN,
+    ConfigError,
+    Settings,
+    require_event_key,
+    require_session_secret,
+)
 from service.events.ids import now_ms
 from service.events.payload import new_event
 from service.heap import freeze_startup_heap
 from service.http.auth import issue_cookie
 from service.json_reader import MalformedJson, parse_json
-from service.relay.loop import require_event_key
 from service.store import app_settings, migrations, outbox
 from service.store.engine import create_engine, describe_db_error, reading, transaction
 

@@ -32,7 +32,7 @@ from service.events.ids import now_ms
 from service.store import outbox_admin as admin
 from service.store import outbox_stats
 from service.store.outbox_admin import EventFilter, EventRow, ReplayAction, ReplayResult
-from service.store.tables import DEAD, DELIVERED, STATUSES
+from service.store.statuses import DEAD, DELIVERED, STATUSES
 from service.timefmt import iso
 
 RELATIVE = re.compile(r"\d+(\.\d+)?(ms|s|m|h|d)")

@@ -16,6 +16,7 @@ from service.http.group_commit import OutboxWriter
 from service.http.keys import ENGINE, METRICS, NEW_WORK, NEXTAUTH, SESSIONS, SETTINGS, WRITER
 from service.http.nextauth import NextAuthReader
 from service.http.problems import problem_middleware
+from service.http.server_log import quiet_malformed_requests
 from service.metrics import Metrics, http_metrics_middleware
 from service.relay.loop import Relay, inngest_client, run_relay
 from service.store.backend import backend_of
@@ -31,6 +32,7 @@ HTTP_LIMITS = {"max_line_size": 8190, "max_field_size": 8190}
 
 def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     """Build the application; resources are opened by its cleanup contexts, not here."""
+    quiet_malformed_requests()
     metrics = Metrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,

@@ -13,7 +13,7 @@ import click
 from service.config import ConfigError, Settings
 from service.errors import ServiceError
 from service.logs import configure_logging
-from service.store import migrations
+from service.store import schema
 from service.store.engine import create_engine
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ async def with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -
     """Open an engine, check the schema is at head, run ``work(engine)``, dispose."""
     engine = create_engine(settings)
     try:
-        await migrations.ensure_at_head(engine)
+        await schema.ensure_at_head(engine)
         return await work(engine)
     finally:
         await engine.dispose()

@@ -29,7 +29,7 @@ from service.events.payload import new_event
 from service.heap import freeze_startup_heap
 from service.http.auth import issue_cookie
 from service.json_reader import MalformedJson, parse_json
-from service.store import app_settings, migrations, outbox
+from service.store import app_settings, migrations, outbox, schema
 from service.store.engine import create_engine, describe_db_error, reading, transaction
 
 log = logging.getLogger(__name__)
@@ -148,14 +148,13 @@ def db_current() -> None:
     async def current() -> str | None:
         engine = create_engine(settings)
         try:
-            return await migrations.current_revision(engine)
+            return await schema.current_revision(engine)
         finally:
             await engine.dispose()
 
     revision = run(current())
-    head = migrations.head_revision()
-    state = "at head" if revision == head else "behind head: run `service db upgrade`"
-    click.echo(f"current: {revision or 'none'} (head: {head}, {state})")
+    state = "at head" if revision == schema.HEAD else "behind head: run `service db upgrade`"
+    click.echo(f"current: {revision or 'none'} (head: {schema.HEAD}, {state})")
 
 
 @main.group("settings")

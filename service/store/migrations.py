@@ -1,4 +1,5 @@
-"""Schema migrations: upgrade to head, read the current revision, check it is at head."""
+"""Schema migrations: alembic's ``upgrade``, run by ``service db upgrade`` (and the tests).
+Which revision a database is at, and whether that is the head, is ``schema``'s business."""
 
 from __future__ import annotations
 
@@ -6,16 +7,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.errors import SchemaNotCurrent
 from service.store.backend import backend_for
-from service.store.engine import reading
 
-__all__ = ["alembic_config", "current_revision", "ensure_at_head", "head_revision", "upgrade"]
+__all__ = ["alembic_config", "upgrade"]
 
 
 def _alembic_ini() -> Path:
@@ -35,12 +31,6 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
-    assert head is not None, "the migrations have no head"
-    return head
-
-
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Run ``alembic upgrade`` (blocking; it runs its own event loop). The backend prepares the
     database first and settles it after: a SQLite file's folder is created, so a fresh
@@ -49,20 +39,3 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     backend.before_upgrade()
     command.upgrade(alembic_config(database_url), revision)
     backend.after_upgrade()
-
-
-async def current_revision(engine: AsyncEngine) -> str | None:
-    async with reading(engine) as conn:
-        return await conn.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
-        )
-
-
-async def ensure_at_head(engine: AsyncEngine) -> None:
-    """Raise ``SchemaNotCurrent`` unless the database is at the migrations' head."""
-    current, head = await current_revision(engine), head_revision()
-    if current != head:
-        raise SchemaNotCurrent(
-            f"database schema is at {current or 'nothing'}, expected {head}: "
-            "run `service db upgrade`"
-        )

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from service.heap import leave_heap_to_exit
+
 # Each command's module declares it (options and help) and imports nothing heavy at its top,
 # so that listing them all for ``service --help`` costs little; ``service relay`` loads
 # ``service.cli.relay`` and no other.
@@ -44,3 +46,4 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Sync app settings to Inngest through a transactional outbox."""
+    leave_heap_to_exit()

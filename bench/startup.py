@@ -5,9 +5,9 @@ processes hold.
 The command line: ``service --help`` and ``service outbox stats --help``, then, for each
 backend, ``service outbox stats`` and ``service outbox list`` on an outbox of ``--rows``
 pending events (filled as ``bench/relay.py`` fills it, then vacuumed on PostgreSQL as its
-autovacuum would soon after): wall time from start to exit, median of ``--repeats`` runs. The
-interpreter's own start (``python -c pass``), measured in the same run, is the floor every
-command stands on.
+autovacuum would soon after): wall time from start to exit and CPU time (user + system, which
+other work on the machine inflates far less), medians of ``--repeats`` runs. The interpreter's
+own start (``python -c pass``), measured in the same run, is the floor every command stands on.
 
 Memory: ``service relay`` drains a backlog of ``--drain-rows`` events to ``bench.receiver``
 (``bench/relay.py``'s drain: VmRSS at start, end and peak); then ``service serve``, with its
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -75,18 +76,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 async def command_figures(
     label: str, argv: list[str], env: dict[str, str], repeats: int
 ) -> dict[str, Any]:
-    """Run ``argv`` ``repeats`` times to its end: the median wall time; BenchError if a run
-    fails."""
-    runs = []
+    """Run ``argv`` ``repeats`` times to its end: the median wall time, and the median CPU
+    time (user + system) the command took, which other work on the machine inflates far less
+    than the wall time; BenchError if a run fails."""
+    runs, cpu = [], []
     for _ in range(repeats):
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         code, _out, err = await run_command(argv, 120, env)
         runs.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # this run's process alone
+        cpu.append(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
         if code != 0:
             raise BenchError(f"{label} exited with {code}: {err.strip()}")
     return {
         "command": label,
         "median_s": round(median(runs), 3),
+        "cpu_s": round(median(cpu), 3),
         "runs_s": [round(seconds, 3) for seconds in runs],
     }
 
@@ -195,13 +201,14 @@ def print_results(
     print_table(
         f"startup: wall time of a command, median of {args.repeats} "
         f"(stats and list on {args.rows:,} rows)",
-        ["command", "db", "median s", "minus python s", "goal s"],
+        ["command", "db", "median s", "minus python s", "CPU s", "goal s"],
         [
             [
                 c["command"],
                 db,
                 fmt(c["median_s"], 3),
                 fmt(c["median_s"] - floor, 3),
+                fmt(c["cpu_s"], 3),
                 "-" if goal is None else f"{goal:.1f} " + verdict(c["median_s"] <= goal),
             ]
             for c, db, goal in rows

@@ -127,6 +127,21 @@ class Database:
                 last, stable_since = now, time.monotonic()
         return last
 
+    async def settle(self) -> None:
+        """What PostgreSQL's autovacuum does soon after a bulk load (the visibility map, the
+        planner's statistics), done now: a query timed right after a fill would pay for it
+        (``service outbox stats`` on 100,000 fresh rows: ~1 s of queries, ~0.2 s settled).
+        Nothing to do on SQLite."""
+        if self.kind != "postgresql":
+            return
+        import asyncpg
+
+        conn = await asyncpg.connect(self.url, timeout=10)
+        try:
+            await conn.execute("VACUUM ANALYZE outbox_events")
+        finally:
+            await conn.close()
+
     async def dispose(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()

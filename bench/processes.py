@@ -54,17 +54,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def rss_kib(pid: int) -> int | None:
-    """Resident memory of ``pid`` in KiB (VmRSS), None once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any of the service's variables, plus ``extra``."""
     env = {

@@ -23,9 +23,10 @@ if __package__ in (None, ""):  # run as a file: make the bench package importabl
 
 from bench.cli import run_main
 from bench.databases import Database, backends, fresh_database
+from bench.memory import rss_kib
 from bench.output import console, fmt, print_table, say, warn
 from bench.payloads import sample_document
-from bench.processes import BenchError, Processes, log_problems, log_tail, rss_kib
+from bench.processes import BenchError, Processes, log_problems, log_tail
 from bench.results import workdir, write_results
 from bench.servers import Receiver, start_receiver, start_relay
 from bench.stats import median

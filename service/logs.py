@@ -12,7 +12,6 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from aiohttp.http_exceptions import HttpProcessingError
 from pythonjsonlogger.json import JsonFormatter
 
 from service.config import Settings
@@ -41,27 +40,12 @@ class _DefaultAction(logging.Filter):
         return True
 
 
-class _MalformedRequests(logging.Filter):
-    """aiohttp logs a request it could not parse with the offending bytes, which can be the
-    start of a cookie or a bearer token (an oversized header): keep only the error's kind."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if record.name == "aiohttp.server" and isinstance(error, HttpProcessingError):
-            record.msg, record.args = "refused a malformed request: %s", (type(error).__name__,)
-            record.exc_info, record.exc_text = None, None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.action = "http.malformed_request"
-        return True
-
-
 def configure_logging(settings: Settings) -> None:
     """Install the root handler once, as LOG_FORMAT and LOG_LEVEL say."""
     fmt = settings.log_format
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_MalformedRequests())
     handler.addFilter(_DefaultAction())
     if fmt == "json":
         handler.setFormatter(_Rfc3339JsonFormatter(JSON_FIELDS, rename_fields=JSON_KEYS))

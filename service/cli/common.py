@@ -1,22 +1,19 @@
-"""What every command shares: settings from the environment, one-line failures with the
-right exit status, and an engine checked to be at the migrations' head."""
+"""What every command shares: settings from the environment, their start-up checks, and
+one-line failures with the right exit status.
+
+Every command's module imports it, so it imports nothing a command's help does not need; what
+a command runs against the database is in ``service.cli.database``."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import NoReturn
 
 import click
 
 from service.config import ConfigError, Settings
-from service.errors import ServiceError
 from service.logs import configure_logging
-from service.store import migrations
-from service.store.engine import create_engine
-
-T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -34,19 +31,9 @@ def load_settings() -> Settings:
     return settings
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; domain and database errors become one line and exit 1."""
+def require(check: Callable[[Settings], None], settings: Settings) -> None:
+    """Run a start-up check of the settings; a refusal is one line and exit 2."""
     try:
-        return asyncio.run(coroutine)
-    except ServiceError as exc:
-        fail(str(exc))
-
-
-async def with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Open an engine, check the schema is at head, run ``work(engine)``, dispose."""
-    engine = create_engine(settings)
-    try:
-        await migrations.ensure_at_head(engine)
-        return await work(engine)
-    finally:
-        await engine.dispose()
+        check(settings)
+    except ConfigError as exc:
+        fail(str(exc), code=2)

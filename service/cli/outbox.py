@@ -1,7 +1,9 @@
 """``service outbox``: inspect and repair the outbox (stats, list, show, replay, purge).
 
-The commands parse and check their options, call ``outbox_admin`` (which holds all the SQL) and
-hand the results to ``outbox_views`` (tables for people, ``--json`` for scripts).
+The commands parse and check their options here; what they do when they run is in
+``outbox_actions`` (the queries of ``outbox_admin`` and ``outbox_stats``, the output of
+``outbox_views``), which each command imports once its usage checked out, so that
+``service --help`` and every command's help never load the store, SQLAlchemy or rich.
 ``service.cli.main`` adds the group to the ``service`` command.
 """
 
@@ -12,28 +14,11 @@ import sys
 from datetime import UTC, datetime
 
 import click
-from rich.progress import Progress
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.cli.common import load_settings, run, with_engine
-from service.cli.outbox_views import (
-    emit,
-    print_event,
-    print_rows,
-    print_stats,
-    progress,
-    replay_line,
-    replay_summary,
-    row_document,
-    stats_document,
-)
+from service.cli.common import load_settings
 from service.config import parse_duration
 from service.events.ids import now_ms
-from service.store import outbox_admin as admin
-from service.store import outbox_stats
-from service.store.outbox_admin import EventFilter, EventRow, ReplayAction, ReplayResult
-from service.store.tables import DEAD, DELIVERED, STATUSES
-from service.timefmt import iso
+from service.store.statuses import DEAD, DELIVERED, STATUSES
 
 RELATIVE = re.compile(r"\d+(\.\d+)?(ms|s|m|h|d)")
 
@@ -68,6 +53,11 @@ def parse_age(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc)) from None
 
 
+def check_window(since: int | None, until: int | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError("--since must be earlier than --until")
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 since_option = click.option(
     "--since", callback=parse_when, metavar="TIME", help="Created at or after (2h, 7d, ISO)."
@@ -91,11 +81,9 @@ def outbox() -> None:
 def stats(as_json: bool) -> None:
     """Rows by state, pending schedule, attempts and the commonest errors."""
     settings = load_settings()
-    result = run(with_engine(settings, outbox_stats.stats))
-    if as_json:
-        emit(stats_document(result))
-    else:
-        print_stats(result)
+    from service.cli import outbox_actions  # loaded when the command runs
+
+    outbox_actions.stats(settings, as_json)
 
 
 # -- list and show --------------------------------------------------------------------------
@@ -117,26 +105,11 @@ def list_command(
     as_json: bool,
 ) -> None:
     """Outbox rows, newest first (--json: one object per line)."""
-    where = make_filter(status, name, since, until)
+    check_window(since, until)
     settings = load_settings()
+    from service.cli import outbox_actions  # loaded when the command runs
 
-    async def work(engine: AsyncEngine) -> list[EventRow]:
-        return await admin.list_events(engine, where, limit)
-
-    rows = run(with_engine(settings, work))
-    if as_json:
-        for row in rows:
-            emit(row_document(row))
-        return
-    print_rows(rows, limit)
-
-
-def make_filter(
-    status: str | None, name: str | None, since: int | None, until: int | None
-) -> EventFilter:
-    if since is not None and until is not None and since >= until:
-        raise click.UsageError("--since must be earlier than --until")
-    return EventFilter(status, name, since, until)
+    outbox_actions.list_rows(settings, status, name, since, until, limit=limit, as_json=as_json)
 
 
 @outbox.command()
@@ -145,22 +118,12 @@ def make_filter(
 def show(event_id: str, as_json: bool) -> None:
     """One event in full: payload, state, attempts, times, error, lease, origin."""
     settings = load_settings()
+    from service.cli import outbox_actions  # loaded when the command runs
 
-    async def work(engine: AsyncEngine) -> EventRow:
-        return await admin.get_event(engine, event_id.strip())
-
-    document = row_document(run(with_engine(settings, work)))
-    if as_json:
-        emit(document)
-        return
-    print_event(document)
+    outbox_actions.show(settings, event_id.strip(), as_json)
 
 
 # -- replay and purge -----------------------------------------------------------------------
-
-
-def on_terminal(as_json: bool) -> bool:
-    return not as_json and sys.stdout.isatty()
 
 
 @outbox.command()
@@ -194,54 +157,21 @@ def replay(
         raise click.UsageError("give either --id ID (repeatable) or --status dead")
     if ids and (name or since is not None or until is not None):
         raise click.UsageError("--name, --since and --until go with --status dead, not --id")
-    where = make_filter(DEAD, name, since, until)
+    check_window(since, until)
     settings = load_settings()
-    show_bar = on_terminal(as_json)
+    from service.cli import outbox_actions  # loaded when the command runs
 
-    async def work(engine: AsyncEngine) -> dict[ReplayAction, int]:
-        total = len(ids) if ids else await admin.count_events(engine, where) if show_bar else 0
-        tally = dict.fromkeys(ReplayAction, 0)
-        batches = (
-            admin.replay_ids(engine, [i.strip() for i in ids], dry_run=dry_run)
-            if ids
-            else admin.replay_dead(engine, where, dry_run=dry_run)
-        )
-        with progress(show_bar, "replaying", total) as bar:
-            async for results in batches:
-                for result in results:
-                    tally[result.action] += 1
-                    report_replay(result, as_json, bar)
-                if bar is not None:
-                    bar.advance(bar.task_ids[0], len(results))
-        return tally
-
-    tally = run(with_engine(settings, work))
-    refused = tally[ReplayAction.ALREADY_PENDING] + tally[ReplayAction.NOT_FOUND]
-    if not as_json:
-        click.echo(replay_summary(tally, dry_run, bool(status)))
+    refused = outbox_actions.replay(
+        settings,
+        [i.strip() for i in ids],
+        name,
+        since,
+        until,
+        dry_run=dry_run,
+        as_json=as_json,
+    )
     if refused:
         sys.exit(1)
-
-
-def report_replay(result: ReplayResult, as_json: bool, bar: Progress | None) -> None:
-    if as_json:
-        emit(
-            {
-                "id": result.id,
-                "action": result.action.value,
-                "new_id": result.new_id,
-                "dry_run": result.dry_run,
-            }
-        )
-        return
-    line = replay_line(result)
-    if line.startswith("error: "):
-        click.echo(line, err=True)
-        return
-    if bar is not None:
-        bar.console.print(line, highlight=False)
-    else:
-        click.echo(line)
 
 
 @outbox.command()
@@ -271,28 +201,6 @@ def purge(
     if not targets:
         raise click.UsageError("give --delivered-older-than, --dead-older-than or both")
     settings = load_settings()
-    show_bar = on_terminal(as_json)
+    from service.cli import outbox_actions  # loaded when the command runs
 
-    async def work(engine: AsyncEngine) -> dict[str, int]:
-        removed: dict[str, int] = {}
-        for status, age in targets:
-            if dry_run:
-                removed[status] = await admin.count_purgeable(engine, status, age)
-                continue
-            total = await admin.count_purgeable(engine, status, age) if show_bar else None
-            removed[status] = 0
-            with progress(show_bar, f"purging {status} rows", total) as bar:
-                async for count in admin.purge(engine, status, age):
-                    removed[status] += count
-                    if bar is not None:
-                        bar.advance(bar.task_ids[0], count)
-        return removed
-
-    removed = run(with_engine(settings, work))
-    if as_json:
-        emit({**removed, "dry_run": dry_run})
-        return
-    for status, age in targets:
-        verb = "would remove" if dry_run else "removed"
-        cutoff = iso(now_ms() - age)
-        click.echo(f"{verb} {removed[status]:,} {status} rows completed before {cutoff}")
+    outbox_actions.purge(settings, targets, dry_run=dry_run, as_json=as_json)

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from service.store.outbox_admin import EventRow, ReplayAction, ReplayResult
 from service.store.outbox_stats import OutboxStats
-from service.store.tables import DEAD, DELIVERED, PENDING
+from service.store.statuses import DEAD, DELIVERED, PENDING
 from service.timefmt import human_age, iso
 
 ERROR_WIDTH = 60

@@ -22,7 +22,12 @@ from service.config.delivery import (
     RelaySettings,
 )
 from service.config.nextauth_database import ADAPTERS, NextAuthDatabaseSettings
-from service.config.settings import Settings, normalise_database_url, require_session_secret
+from service.config.settings import (
+    Settings,
+    normalise_database_url,
+    require_event_key,
+    require_session_secret,
+)
 from service.config.variables import ConfigError, parse_duration
 
 __all__ = [
@@ -42,5 +47,6 @@ __all__ = [
     "check_secret_strength",
     "normalise_database_url",
     "parse_duration",
+    "require_event_key",
     "require_session_secret",
 ]

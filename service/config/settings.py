@@ -239,3 +239,12 @@ def require_session_secret(settings: Settings) -> None:
     falls back to one kept in ``var/``); relays and migrations never touch cookies."""
     if settings.is_production and not settings.session_secret:
         raise ConfigError("SESSION_SECRET", "required when SERVICE_ENV=production")
+
+
+def require_event_key(settings: Settings) -> None:
+    """A relay outside dev mode cannot deliver without a key: refuse to start."""
+    if not settings.inngest.event_key and not settings.inngest.dev_mode:
+        raise ConfigError(
+            "INNGEST_EVENT_KEY",
+            "required to deliver events (or set INNGEST_DEV=1 for a dev server)",
+        )

@@ -27,6 +27,7 @@ from service.http.keys import (
 from service.http.nextauth import NextAuthReader
 from service.http.problems import problem_middleware
 from service.http.server import header_limit
+from service.http.server_log import quiet_malformed_requests
 from service.metrics import Metrics, http_metrics_middleware
 from service.relay.loop import Relay, inngest_client, run_relay
 from service.store.backend import backend_of
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     """Build the application; resources are opened by its cleanup contexts, not here. Serve it
     with ``service.http.server.ServiceRunner``, whose parser takes the headers this app's
     limit allows (``MAX_HEADER_BYTES``; bodies: ``MAX_BODY_BYTES``, 413 beyond)."""
+    quiet_malformed_requests()
     metrics = Metrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,

@@ -29,7 +29,7 @@ from service.store import app_settings, outbox
 from service.store.backend import backend_of
 from service.store.engine import reading, transaction
 from service.store.idempotency import validate_key
-from service.store.migrations import ensure_at_head
+from service.store.schema import ensure_at_head
 
 RETRY_AFTER = {"Retry-After": "1"}
 

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.config import ConfigError, Settings
+from service.config import Settings
 from service.errors import DatabaseUnavailable
 from service.metrics import Metrics
 from service.relay.batch import LeasedBatch
@@ -36,7 +36,7 @@ from service.relay.rules import Deliverer
 from service.store import outbox
 from service.store.backends.base import POLLING, Listener
 
-__all__ = ["Relay", "inngest_client", "new_relay_id", "require_event_key", "run_relay"]
+__all__ = ["Relay", "inngest_client", "new_relay_id", "run_relay"]
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +50,6 @@ RECHECK_MAX = 1.0
 def new_relay_id() -> str:
     """Names a relay in ``locked_by``: host, process and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def require_event_key(settings: Settings) -> None:
-    """A relay outside dev mode cannot deliver without a key: refuse to start."""
-    if not settings.inngest.event_key and not settings.inngest.dev_mode:
-        raise ConfigError(
-            "INNGEST_EVENT_KEY",
-            "required to deliver events (or set INNGEST_DEV=1 for a dev server)",
-        )
 
 
 class Relay:

@@ -7,16 +7,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.config import Settings
 from service.store.backends.base import BACKEND_OPTION, Backend
-from service.store.backends.postgres import PostgresBackend
-from service.store.backends.sqlite import SqliteBackend
 
 __all__ = ["Backend", "backend_for", "backend_of"]
 
 
 def backend_for(settings: Settings) -> Backend:
     """The backend of ``settings.database_url`` (validated already: SQLite or PostgreSQL)."""
+    # Only the chosen backend's module is imported: a process loads its own database's driver
+    # and SQLAlchemy dialect, never the other's.
     if settings.database_url.startswith("sqlite"):
+        from service.store.backends.sqlite import SqliteBackend
+
         return SqliteBackend(settings)
+    from service.store.backends.postgres import PostgresBackend
+
     return PostgresBackend(settings)
 
 

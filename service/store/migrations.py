@@ -1,4 +1,5 @@
-"""Schema migrations: upgrade to head, read the current revision, check it is at head."""
+"""Schema migrations: alembic's ``upgrade``, run by ``service db upgrade`` (and the tests).
+Which revision a database is at, and whether that is the head, is ``schema``'s business."""
 
 from __future__ import annotations
 
@@ -6,16 +7,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.errors import SchemaNotCurrent
-from service.store.backend import backend_for, backend_of
-from service.store.engine import reading
+from service.store.backend import backend_for
 
-__all__ = ["alembic_config", "current_revision", "ensure_at_head", "head_revision", "upgrade"]
+__all__ = ["alembic_config", "head_revision", "upgrade"]
 
 
 def _alembic_ini() -> Path:
@@ -37,6 +34,7 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def head_revision() -> str:
+    """The newest revision of the migration scripts (``schema.HEAD`` must be it)."""
     head = ScriptDirectory.from_config(alembic_config(Settings())).get_current_head()
     assert head is not None, "the migrations have no head"
     return head
@@ -51,22 +49,3 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     backend.before_upgrade()
     command.upgrade(alembic_config(settings), revision)
     backend.after_upgrade()
-
-
-async def current_revision(engine: AsyncEngine) -> str | None:
-    """The revision the database is at (its version table is in the backend's schema)."""
-    options = {"version_table_schema": backend_of(engine).schema}
-    async with reading(engine) as conn:
-        return await conn.run_sync(
-            lambda sync: MigrationContext.configure(sync, opts=options).get_current_revision()
-        )
-
-
-async def ensure_at_head(engine: AsyncEngine) -> None:
-    """Raise ``SchemaNotCurrent`` unless the database is at the migrations' head."""
-    current, head = await current_revision(engine), head_revision()
-    if current != head:
-        raise SchemaNotCurrent(
-            f"database schema is at {current or 'nothing'}, expected {head}: "
-            "run `service db upgrade`"
-        )

@@ -14,7 +14,8 @@ from service.errors import InvalidInput
 from service.events.payload import NewEvent
 from service.store.backend import backend_of
 from service.store.engine import reading, single_statement, transaction
-from service.store.tables import DEAD, DELIVERED, PENDING, STATUSES, outbox_events
+from service.store.statuses import DEAD, DELIVERED, PENDING, STATUSES
+from service.store.tables import outbox_events
 
 __all__ = [
     "BatchOutcome",

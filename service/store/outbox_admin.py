@@ -24,7 +24,8 @@ from service.events.payload import resent_event
 from service.store.backend import backend_of
 from service.store.engine import reading, transaction
 from service.store.outbox import add, notify_relays, status_is
-from service.store.tables import DEAD, DELIVERED, PENDING, outbox_events
+from service.store.statuses import DEAD, DELIVERED, PENDING
+from service.store.tables import outbox_events
 
 __all__ = [
     "EventFilter",

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.events.ids import now_ms
 from service.store.engine import reading
 from service.store.outbox import status_is
-from service.store.tables import DEAD, DELIVERED, PENDING, outbox_events
+from service.store.statuses import DEAD, DELIVERED, PENDING
+from service.store.tables import outbox_events
 
 __all__ = [
     "ATTEMPT_BUCKETS",

@@ -21,12 +21,10 @@ from sqlalchemy import (
     text,
 )
 
+from service.store.statuses import PENDING, STATUSES
+
 __all__ = [
-    "DEAD",
-    "DELIVERED",
-    "PENDING",
     "RELAY_PROBE_ROW",
-    "STATUSES",
     "app_settings",
     "idempotency_keys",
     "metadata",
@@ -36,9 +34,6 @@ __all__ = [
 
 # SQLite gives an autoincrementing rowid only to INTEGER PRIMARY KEY.
 BigSerial = BigInteger().with_variant(Integer(), "sqlite")
-
-PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
-STATUSES = (PENDING, DELIVERED, DEAD)
 
 metadata = MetaData(
     naming_convention={

@@ -1,0 +1,37 @@
+"""Running a command's work: its coroutine, with domain and database errors as one line, and
+an engine checked to be at the migrations' head. The commands import it when they run, never
+for their help."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.cli.common import fail
+from service.config import Settings
+from service.errors import ServiceError
+from service.store import schema
+from service.store.engine import create_engine
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; domain and database errors become one line and exit 1."""
+    try:
+        return asyncio.run(coroutine)
+    except ServiceError as exc:
+        fail(str(exc))
+
+
+async def with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Open an engine, check the schema is at head, run ``work(engine)``, dispose."""
+    engine = create_engine(settings)
+    try:
+        await schema.ensure_at_head(engine)
+        return await work(engine)
+    finally:
+        await engine.dispose()

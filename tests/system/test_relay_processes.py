@@ -44,8 +44,15 @@ async def test_sigkill_mid_batch_then_another_relay_delivers_once_the_lease_expi
     async with running_fake() as fake:
         fake.enqueue(Answer.slow(30.0, stored=False))  # the first batch hangs at the fake
         # The request's timeout is long enough that the rows are still leased when they are
-        # looked at, also on a busy machine.
-        env = relay_env(database_url, fake.origin, INNGEST_REQUEST_TIMEOUT="5s", RELAY_LEASE="6s")
+        # looked at, also on a busy machine. One worker: two would split the rows between two
+        # claims on PostgreSQL, and the second batch, answered at once, would not be leased.
+        env = relay_env(
+            database_url,
+            fake.origin,
+            INNGEST_REQUEST_TIMEOUT="5s",
+            RELAY_LEASE="6s",
+            RELAY_CONCURRENCY="1",
+        )
         first = spawn(["relay"], env, tmp_path / "first.log")
         try:
             await eventually(lambda: _has_requests(fake, 1), timeout=20)

@@ -42,14 +42,14 @@ def writer_processes(parent: int) -> list[int]:
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
         return b""
 
 
 def is_running(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped before, or while, it was read
         return False
     return "State:\tZ" not in status  # a zombie has exited; only its parent's wait is left
 

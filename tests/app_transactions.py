@@ -8,16 +8,32 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.store import migrations
-from service.store.engine import create_engine
+from service.store.backend import backend_of
+from service.store.engine import create_engine, single_statement
 from tests.conftest import admin_execute, make_settings, postgres_url
+from tests.relay_harness import rows_by_id
 
 APP_TABLE = "CREATE TABLE public.app_rows (id serial PRIMARY KEY, note text NOT NULL)"
+
+
+async def take_in(engine: AsyncEngine) -> int:
+    """Move every event that apps committed to the intake into the outbox, as a relay does
+    before it claims; return how many left the intake."""
+    async with single_statement(engine) as conn:
+        return await backend_of(engine).take_in(conn, 1_000_000)
+
+
+async def sent_rows(engine: AsyncEngine) -> dict[str, dict[str, Any]]:
+    """The outbox's rows by id once the intake is taken in."""
+    await take_in(engine)
+    return await rows_by_id(engine)
 
 
 def dsn(database_url: str) -> str:

@@ -87,6 +87,9 @@ async def claim(
 
     ``early`` takes the rows that fall due first even if they are not due yet (but none that
     another relay holds): an outage's probe needs one row to ask Inngest with, now.
+
+    Up to ``limit`` events that apps committed to the intake (PostgreSQL) are moved into the
+    outbox first, by a statement of their own.
     """
     until = now + lease_ms
     if early:
@@ -113,6 +116,7 @@ async def claim(
         )
     )
     async with single_statement(engine) as conn:
+        await backend_of(engine).take_in(conn, limit)
         rows = (await conn.execute(statement)).all()
     claimed = [
         ClaimedRow(seq, event_id, payload.encode(), attempts, created_at, failed_at, env)
@@ -223,7 +227,13 @@ async def expedite_retries(engine: AsyncEngine, now: int) -> int:
 
 
 async def next_due_at(engine: AsyncEngine) -> int | None:
-    """When the earliest pending row falls due (epoch ms), or None when nothing is pending."""
+    """When the earliest pending row falls due (epoch ms), or None when nothing is pending;
+    a row in the intake is due since it was sent."""
+    intake = backend_of(engine).intake
     async with reading(engine) as conn:
-        value = await conn.scalar(select(func.min(t.c.next_attempt_at)).where(status_is(PENDING)))
-    return None if value is None else int(value)
+        earliest = select(func.min(t.c.next_attempt_at)).where(status_is(PENDING))
+        values = [await conn.scalar(earliest)]
+        if intake is not None:
+            values.append(await conn.scalar(select(func.min(intake.c.created_at))))
+    due = [int(value) for value in values if value is not None]
+    return min(due, default=None)

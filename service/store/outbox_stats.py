@@ -1,16 +1,19 @@
 """The outbox's figures: the gauges that metrics expose and what ``service outbox stats``
 shows. Every query is served by an index of ``tables.py`` except the total count of ``stats``,
-which walks the smallest index once."""
+which walks the smallest index once, and the intake's figures (a table that relays keep near
+empty). Events still in the intake count as pending, due now, never tried."""
 
 from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.events.ids import now_ms
+from service.store.backend import backend_of
 from service.store.engine import reading
 from service.store.outbox import status_is
 from service.store.statuses import DEAD, DELIVERED, PENDING
@@ -19,9 +22,11 @@ from service.store.tables import outbox_events
 __all__ = [
     "ATTEMPT_BUCKETS",
     "GaugeSnapshot",
+    "IntakeFigures",
     "OutboxStats",
     "attempt_bucket",
     "gauge_snapshot",
+    "intake_figures",
     "stats",
 ]
 
@@ -37,13 +42,35 @@ class GaugeSnapshot:
     oldest_pending_age: float
 
 
+@dataclass(frozen=True)
+class IntakeFigures:
+    """What the intake holds: events committed by apps that no relay has moved yet."""
+
+    rows: int = 0
+    oldest_at: int | None = None  # when the oldest was sent (epoch ms)
+
+    def oldest_with(self, other: Any) -> int | None:
+        """The earlier of the intake's oldest and ``other`` (an outbox row's time, or None)."""
+        return min((int(t) for t in (other, self.oldest_at) if t is not None), default=None)
+
+
+async def intake_figures(engine: AsyncEngine, conn: AsyncConnection) -> IntakeFigures:
+    intake = backend_of(engine).intake
+    if intake is None:
+        return IntakeFigures()
+    rows, oldest = (await conn.execute(select(func.count(), func.min(intake.c.created_at)))).one()
+    return IntakeFigures(int(rows), None if oldest is None else int(oldest))
+
+
 async def gauge_snapshot(engine: AsyncEngine) -> GaugeSnapshot:
     async with reading(engine) as conn:
         pending = await conn.scalar(select(func.count()).where(status_is(PENDING)))
         dead = await conn.scalar(select(func.count()).where(status_is(DEAD)))
         oldest = await conn.scalar(select(func.min(t.c.created_at)).where(status_is(PENDING)))
-    age = 0.0 if oldest is None else max(0.0, (now_ms() - int(oldest)) / 1000)
-    return GaugeSnapshot(int(pending or 0), int(dead or 0), age)
+        intake = await intake_figures(engine, conn)
+    oldest = intake.oldest_with(oldest)
+    age = 0.0 if oldest is None else max(0.0, (now_ms() - oldest) / 1000)
+    return GaugeSnapshot(int(pending or 0) + intake.rows, int(dead or 0), age)
 
 
 ATTEMPT_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
@@ -101,10 +128,15 @@ async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
     async with reading(engine) as conn:
         # Pending and dead rows through their partial indexes, all rows through the smallest
         # index; the CHECK constraint allows no fourth state, so the rest are delivered.
+        intake = await intake_figures(engine, conn)
         pending = int(await conn.scalar(select(func.count()).where(status_is(PENDING))) or 0)
         dead = int(await conn.scalar(select(func.count()).where(status_is(DEAD))) or 0)
         total = int(await conn.scalar(select(func.count()).select_from(t)) or 0)
-        counts = {PENDING: pending, DELIVERED: total - pending - dead, DEAD: dead}
+        counts = {
+            PENDING: pending + intake.rows,
+            DELIVERED: total - pending - dead,
+            DEAD: dead,
+        }
         # Pending rows only: the partial indexes keep this away from the delivered rows.
         due, leased, oldest, failing_since = (
             await conn.execute(
@@ -119,6 +151,7 @@ async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
         attempts: dict[str, dict[str, int]] = {
             label: {PENDING: 0, DEAD: 0} for label, _low, _high in ATTEMPT_BUCKETS
         }
+        attempts[attempt_bucket(0)][PENDING] += intake.rows
         error_counts: collections.Counter[str] = collections.Counter()
         # One state at a time, so that each query reads that state's partial index only.
         for status in (PENDING, DEAD):
@@ -139,10 +172,10 @@ async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
     return OutboxStats(
         at=at,
         counts=counts,
-        oldest_pending_at=None if oldest is None else int(oldest),
-        due_now=int(due or 0),
+        oldest_pending_at=intake.oldest_with(oldest),
+        due_now=int(due or 0) + intake.rows,
         leased=int(leased or 0),
-        scheduled_later=counts[PENDING] - int(due or 0) - int(leased or 0),
+        scheduled_later=pending - int(due or 0) - int(leased or 0),
         attempts=attempts,
         top_errors=top_errors,
         oldest_failing_since=None if failing_since is None else int(failing_since),

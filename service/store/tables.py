@@ -1,4 +1,5 @@
-"""The tables: the outbox, the app settings document, idempotency keys and the relays' probe.
+"""The tables: the outbox, the app settings document, idempotency keys and the relays' probe;
+on PostgreSQL also the intake that apps' transactions write to.
 
 Times are epoch milliseconds (UTC) in BIGINT columns: the same type on SQLite and PostgreSQL,
 cheap to index and compare, and the unit of the event's own ``ts``.
@@ -29,6 +30,8 @@ __all__ = [
     "idempotency_keys",
     "metadata",
     "outbox_events",
+    "outbox_intake",
+    "postgresql_metadata",
     "relay_probe",
 ]
 
@@ -119,3 +122,16 @@ relay_probe = Table(
     Column("recovered_at", BigInteger),
 )
 RELAY_PROBE_ROW = 1
+
+# PostgreSQL only: what ``send_event`` writes in an app's transaction, as cheap a row as can be
+# (no index, no key), until a relay moves it into the outbox (``take_in`` of the backend).
+postgresql_metadata = MetaData()
+outbox_intake = Table(
+    "outbox_intake",
+    postgresql_metadata,
+    Column("id", Text, nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("env", String(256)),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic import command
 from click.testing import CliRunner
 
 from service.cli.main import main
 from service.store import migrations
-from tests.app_transactions import app_connection, scratch_database, service_in
+from tests.app_transactions import app_connection, scratch_database, sent_rows, service_in
 from tests.conftest import admin_execute
 from tests.fake_inngest import running_fake
 from tests.relay_harness import eventually, relay_in_background, relay_settings, rows_by_id
@@ -37,7 +38,7 @@ async def test_the_service_leaves_the_apps_own_tables_alone() -> None:
             await app.execute("INSERT INTO public.alembic_version VALUES ('app_0042')")
             async with service_in(url, "inngest_outbox") as (_settings, engine):
                 event_id = await app.fetchval(sender("inngest_outbox"), "app/x", "{}")
-                assert list(await rows_by_id(engine)) == [event_id]
+                assert list(await sent_rows(engine)) == [event_id]
             assert await app.fetch("SELECT * FROM public.outbox_events") == [(1, "the app's")]
             assert await app.fetchval("SELECT version_num FROM public.alembic_version") == (
                 "app_0042"
@@ -95,7 +96,7 @@ async def test_a_database_from_before_upgrades_in_place_and_keeps_its_rows() -> 
             rows = await rows_by_id(engine)
             assert list(rows) == ["0194-old"]
             new = await app.fetchval(sender("public"), "app/after", '{"n": 1}')
-            assert json.loads((await rows_by_id(engine))[new]["payload"])["data"] == {"n": 1}
+            assert json.loads((await sent_rows(engine))[new]["payload"])["data"] == {"n": 1}
             assert await app.fetchval(
                 "SELECT data_type FROM information_schema.columns"
                 " WHERE table_schema = 'public' AND table_name = 'outbox_events'"
@@ -121,6 +122,9 @@ async def test_a_granted_role_sends_and_can_do_nothing_else() -> None:
                         "SELECT * FROM inngest_outbox.outbox_events",
                         "UPDATE inngest_outbox.outbox_events SET status = 'dead'",
                         "DELETE FROM inngest_outbox.outbox_events",
+                        "SELECT * FROM inngest_outbox.outbox_intake",
+                        "INSERT INTO inngest_outbox.outbox_intake VALUES ('i', 'n', '{}', NULL, 1)",
+                        "DELETE FROM inngest_outbox.outbox_intake",
                         "INSERT INTO inngest_outbox.app_settings VALUES (1, '{}', 0)",
                     ):
                         with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -128,7 +132,7 @@ async def test_a_granted_role_sends_and_can_do_nothing_else() -> None:
                 async with app_connection(url, user=idle) as stranger:
                     with pytest.raises(asyncpg.InsufficientPrivilegeError):
                         await stranger.fetchval(sender("inngest_outbox"), "app/x", "{}")
-                assert list(await rows_by_id(engine)) == [event_id]
+                assert list(await sent_rows(engine)) == [event_id]
                 async with app_connection(url) as admin:
                     await admin.execute(f'DROP OWNED BY "{role}", "{idle}"')
     finally:
@@ -141,3 +145,23 @@ def test_grant_sender_on_sqlite_says_the_helper_is_the_way(tmp_path: Path) -> No
     refused = CliRunner().invoke(main, ["db", "grant-sender", "someone"], env=env)
     assert refused.exit_code == 1
     assert "SQLite has no roles" in refused.output and "send_event" in refused.output
+
+
+async def test_downgrading_moves_the_intake_into_the_outbox() -> None:
+    """Back to revision 0005: what the intake held is in the outbox, and ``send_event`` writes
+    there again."""
+    async with scratch_database() as url:
+        async with service_in(url, "inngest_outbox") as (settings, engine):
+            async with app_connection(url) as app:
+                waiting = await app.fetchval(sender("inngest_outbox"), "app/waiting", "{}")
+                config = migrations.alembic_config(settings)
+                await asyncio.to_thread(command.downgrade, config, "0005")
+                assert list(await rows_by_id(engine)) == [waiting]
+                after = await app.fetchval(sender("inngest_outbox"), "app/after", "{}")
+                assert set(await rows_by_id(engine)) == {waiting, after}
+                intake = "SELECT to_regclass('inngest_outbox.outbox_intake')"
+                assert await app.fetchval(intake) is None
+            await asyncio.to_thread(migrations.upgrade, settings)
+            async with app_connection(url) as app:
+                again = await app.fetchval(sender("inngest_outbox"), "app/again", "{}")
+            assert set(await sent_rows(engine)) == {waiting, after, again}

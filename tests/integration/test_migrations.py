@@ -8,17 +8,25 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.store import migrations
-from service.store.tables import metadata
+from service.store.tables import metadata, postgresql_metadata
 
 
 async def test_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:
+    models = MetaData()
+    tables = [*metadata.tables.values()]
+    if engine.dialect.name == "postgresql":
+        tables += postgresql_metadata.tables.values()
+    for table in tables:
+        table.to_metadata(models)
+
     def differences(connection: object) -> list[object]:
         context = MigrationContext.configure(connection)  # type: ignore[arg-type]
-        return list(compare_metadata(context, metadata))
+        return list(compare_metadata(context, models))
 
     async with engine.connect() as conn:
         assert await conn.run_sync(differences) == []

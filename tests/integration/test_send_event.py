@@ -4,7 +4,6 @@ Python helper on both databases."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -15,18 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from service import send_event
 from service.config import Settings
+from service.events.ids import now_ms
 from service.events.rules import event_error, size_error
 from service.store import outbox
 from service.store.backends.in_transaction import EventRefused
+from service.store.outbox_stats import gauge_snapshot
+from service.store.outbox_stats import stats as outbox_stats
 from service.store.tables import outbox_events
-from tests.app_transactions import APP_TABLE, app_connection
+from tests.app_transactions import APP_TABLE, app_connection, sent_rows, take_in
 from tests.conftest import POSTGRESQL_ONLY
 from tests.fake_inngest import FakeInngest, running_fake
 from tests.relay_harness import (
     eventually,
     relay_in_background,
     relay_settings,
-    rows_by_id,
     running_relay,
 )
 
@@ -35,6 +36,8 @@ NOW = 1_764_000_000_000
 
 
 async def count(engine: AsyncEngine) -> int:
+    """The events sent: the outbox's rows once the intake is taken in."""
+    await take_in(engine)
     async with engine.connect() as conn:
         return int(await conn.scalar(select(func.count()).select_from(outbox_events)) or 0)
 
@@ -146,7 +149,7 @@ async def test_a_repeated_id_is_one_row_and_the_transaction_goes_on(
             await app.execute("INSERT INTO app_rows (note) VALUES ('after the repeat')")
         assert first == again == "order-7"
         assert await app.fetchval("SELECT count(*) FROM app_rows") == 1
-    [row] = (await rows_by_id(engine)).values()
+    [row] = (await sent_rows(engine)).values()
     assert json.loads(row["payload"])["data"] == {"n": 1}  # the first one's
 
 
@@ -159,26 +162,76 @@ async def test_one_id_in_two_concurrent_transactions_is_one_row(
         one = first.transaction()
         await one.start()
         await first.fetchval(SEND, "app/twice", '{"by": "first"}', None, "shared-id", None, None)
-        other = second.transaction()
-        await other.start()
-        # The second waits on the first's row until the first ends.
-        waiting = asyncio.ensure_future(
-            second.fetchval(SEND, "app/twice", '{"by": "second"}', None, "shared-id", None, None)
-        )
-        await eventually(lambda: _blocked(first, second))
-        await (one.commit() if first_commits else one.rollback())
-        assert await waiting == "shared-id"
-        await other.commit()
-    [row] = (await rows_by_id(engine)).values()
+        async with second.transaction():
+            # Neither waits for the other: the repeat is dropped when a relay takes them in.
+            again = await second.fetchval(
+                SEND, "app/twice", '{"by": "second"}', None, "shared-id", None, None
+            )
+            await (one.commit() if first_commits else one.rollback())
+        assert again == "shared-id"
+    [row] = (await sent_rows(engine)).values()
     assert json.loads(row["payload"])["data"] == {"by": "first" if first_commits else "second"}
 
 
-async def _blocked(observer: asyncpg.Connection, waiter: asyncpg.Connection) -> bool:
-    pid = waiter.get_server_pid()
-    state = await observer.fetchval(
-        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid
-    )
-    return bool(state == "Lock")
+@POSTGRESQL_ONLY
+async def test_a_repeat_of_an_event_taken_in_already_is_dropped(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    async with app_connection(database_url) as app:
+        await app.fetchval(SEND, "app/once", '{"n": 1}', None, "kept-id", None, None)
+        assert await take_in(engine) == 1
+        await app.fetchval(SEND, "app/once", '{"n": 2}', None, "kept-id", None, None)
+        assert await take_in(engine) == 1  # it left the intake ...
+    [row] = (await sent_rows(engine)).values()  # ... and the outbox kept the first
+    assert json.loads(row["payload"])["data"] == {"n": 1}
+    assert await take_in(engine) == 0
+
+
+@POSTGRESQL_ONLY
+async def test_events_in_the_intake_count_as_pending_and_due(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """Until a relay takes them in, the events apps committed are pending, due, never tried:
+    in the gauges, in ``service outbox stats``, and for an idle relay's next look."""
+    async with app_connection(database_url) as app:
+        for n in range(3):
+            await app.fetchval(SEND, "app/waiting", f'{{"n": {n}}}', None, None, None, None)
+    before = now_ms()
+
+    async def figures() -> tuple[Any, ...]:
+        gauges, stats = await gauge_snapshot(engine), await outbox_stats(engine, before + 1)
+        return (
+            gauges.pending,
+            stats.counts["pending"],
+            stats.due_now,
+            stats.attempts["0"]["pending"],
+            sum(stats.counts.values()),
+        )
+
+    assert await figures() == (3, 3, 3, 3, 3)
+    due = await outbox.next_due_at(engine)
+    assert due is not None and due <= before
+    assert await take_in(engine) == 3
+    assert await figures() == (3, 3, 3, 3, 3)  # the same, read from the outbox now
+    assert await outbox.next_due_at(engine) == due
+
+
+@POSTGRESQL_ONLY
+async def test_relays_side_by_side_take_every_event_in_once(
+    settings: Settings, engine: AsyncEngine, database_url: str
+) -> None:
+    sent: list[str] = []
+    async with app_connection(database_url) as app, running_fake() as fake:
+        tuned = relay_settings(settings, fake.origin, batch_size=25)
+        async with relay_in_background(tuned, engine), relay_in_background(tuned, engine):
+            for _ in range(20):
+                async with app.transaction():
+                    for _ in range(25):
+                        event = await app.fetchval(SEND, "app/many", "{}", None, None, None, None)
+                        sent.append(event)
+            await eventually(lambda: received(fake, *sent))
+    assert sorted(fake.received_ids) == sorted(sent)  # each once
+    assert len(await sent_rows(engine)) == len(sent)
 
 
 BAD_CALLS = {
@@ -256,7 +309,7 @@ async def test_what_the_function_stores_is_what_the_event_api_stores(
         user = '{"id": "u-1", "email": "a@example.com"}'
         event_id = await app.fetchval(SEND, "app/x", '{"k": [1, 2]}', user, "e-1", NOW, "branch-1")
         generated = await app.fetchval(SEND, "app/y", None, None, None, None, None)
-    rows = await rows_by_id(engine)
+    rows = await sent_rows(engine)
     assert json.loads(rows[event_id]["payload"]) == {
         "name": "app/x",
         "data": {"k": [1, 2]},
@@ -294,7 +347,7 @@ async def test_the_helper_sends_in_a_connections_transaction(
             event_id = await send_event(conn, "app/noted", {"n": 1}, user={"id": "u-7"}, env="b")
             await (transaction.commit() if commit else transaction.rollback())
         notes = await conn.scalar(text("SELECT count(*) FROM app_notes"))
-    rows = await rows_by_id(engine)
+    rows = await sent_rows(engine)
     assert notes == (1 if commit else 0)
     assert list(rows) == ([event_id] if commit else [])
     if commit:

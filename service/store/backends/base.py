@@ -58,6 +58,9 @@ class Backend(Protocol):
     # Whether alembic alters a table by copying it (SQLite cannot drop or alter columns).
     migrates_by_copy: bool
     schema: str | None  # where the service's tables are, when the database has schemas
+    # Where apps' own transactions write their events until a relay takes them into the
+    # outbox (``take_in``); None where they write the outbox itself.
+    intake: Table | None
 
     def create_engine(self) -> AsyncEngine:
         """An async engine for the database, which carries this backend (``backend_of``)."""
@@ -88,6 +91,10 @@ class Backend(Protocol):
         """The outbox INSERT in ``conn``'s transaction: the shells (data read from the settings
         in the same statement) and the complete events whose id is not stored yet, all pending
         and due now; relays are woken at commit. Returns how many complete events were new."""
+
+    async def take_in(self, conn: AsyncConnection, limit: int) -> int:
+        """Move up to ``limit`` committed rows of the intake into the outbox, pending and due
+        at once (a repeated id dropped); return how many left the intake (0 without one)."""
 
     def seq_in(self, column: ColumnElement[int], seqs: Sequence[int]) -> ColumnElement[bool]:
         """``column IN (seqs)``, as cheap to prepare as this database makes it."""

@@ -28,6 +28,7 @@ from service.store.backends.postgres_sql import (
 )
 from service.store.backends.rows import new_complete_events
 from service.store.batch import BatchStore
+from service.store.tables import outbox_intake
 
 __all__ = ["PostgresBackend"]
 
@@ -39,6 +40,7 @@ class PostgresBackend:
 
     name = "postgresql"
     migrates_by_copy = False
+    intake: Table | None = outbox_intake
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -92,6 +94,10 @@ class PostgresBackend:
             self.sql.insert, tuple(insert_arguments(shells, events))
         )
         return new_complete_events(shells, result.one()[0])
+
+    async def take_in(self, conn: AsyncConnection, limit: int) -> int:
+        result = await conn.exec_driver_sql(self.sql.take_in, (limit,))
+        return int(result.scalar_one())
 
     def seq_in(self, column: ColumnElement[int], seqs: Sequence[int]) -> ColumnElement[bool]:
         # One array parameter (``= ANY``) instead of one parameter per row: a statement of the

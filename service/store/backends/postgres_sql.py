@@ -1,7 +1,8 @@
 """The PostgreSQL statements that SQLAlchemy Core does not write, for the service's schema:
-the outbox INSERT, waking relays, the group commit's idempotency claim, and what a relay does
-to wait for work. Every name is qualified by the schema: a connection's ``search_path`` is
-never relied on (it does not survive a pooler in transaction mode).
+the outbox INSERT, the move of the apps' events from the intake into the outbox, waking relays,
+the group commit's idempotency claim, and what a relay does to wait for work. Every name is
+qualified by the schema: a connection's ``search_path`` is never relied on (it does not survive
+a pooler in transaction mode).
 
 Waking relays costs a ``NOTIFY``, and PostgreSQL serializes the commits of notifying
 transactions, so a writer notifies only while a relay waits. A relay waiting for work holds an
@@ -46,6 +47,7 @@ class PostgresStatements:
     channel: str  # the NOTIFY channel, named after the schema
     wake_key: str  # the advisory lock key of waiting relays, as an SQL expression
     insert: str
+    take_in: str
     claim_key: str
     stored_answer: str
     notify: str
@@ -98,6 +100,19 @@ class PostgresStatements:
                 " ORDER BY e.position ON CONFLICT (id) DO NOTHING RETURNING id)"
                 " SELECT coalesce((SELECT array_agg(id) FROM inserted), '{}'),"
                 f" {notify_unless_nobody_waits}"
+            ),
+            # Up to $1 committed intake rows (none that another relay is moving), deleted and
+            # inserted into the outbox in one statement, in the order they were sent; an id
+            # stored already is dropped. The answer is how many rows left the intake.
+            take_in=(
+                f"WITH taken AS (DELETE FROM {s}.outbox_intake WHERE ctid = ANY (ARRAY("
+                f"SELECT ctid FROM {s}.outbox_intake LIMIT $1 FOR UPDATE SKIP LOCKED))"
+                " RETURNING id, name, payload, env, created_at, ctid AS place),"
+                f" stored AS (INSERT INTO {s}.outbox_events"
+                " (id, name, payload, status, attempts, created_at, next_attempt_at, env)"
+                " SELECT id, name, payload, 'pending', 0, created_at, created_at, env"
+                " FROM taken ORDER BY created_at, place ON CONFLICT (id) DO NOTHING)"
+                " SELECT count(*) FROM taken"
             ),
             # Insert the key, or take over a row whose time is up; RETURNING says whether it
             # is ours.

@@ -48,6 +48,7 @@ class SqliteBackend:
 
     name = "sqlite"
     migrates_by_copy = True  # SQLite alters a table by copying it
+    intake: Table | None = None  # one writer at a time: apps write the outbox itself
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -120,6 +121,9 @@ class SqliteBackend:
             return 0
         result = await conn.exec_driver_sql(INSERT, (insert_argument(shells, events),))
         return new_complete_events(shells, list(result.scalars()))
+
+    async def take_in(self, conn: AsyncConnection, limit: int) -> int:
+        return 0
 
     def seq_in(self, column: ColumnElement[int], seqs: Sequence[int]) -> ColumnElement[bool]:
         return column.in_(seqs)

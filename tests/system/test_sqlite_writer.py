@@ -33,10 +33,18 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 def writer_processes(parent: int) -> list[int]:
     """The pids of ``parent``'s SQLite writer children."""
-    children = []
-    for task in Path(f"/proc/{parent}/task").iterdir():
-        children += [int(pid) for pid in (task / "children").read_text().split()]
-    return [pid for pid in children if WRITER_MODULE in _cmdline(pid)]
+    while True:
+        try:
+            children = [
+                int(pid)
+                for task in Path(f"/proc/{parent}/task").iterdir()
+                for pid in (task / "children").read_text().split()
+            ]
+        except (FileNotFoundError, ProcessLookupError):
+            # A thread ended while the threads were read: its children went to another
+            # thread, maybe one read already. Read them all again.
+            continue
+        return [pid for pid in children if WRITER_MODULE in _cmdline(pid)]
 
 
 def _cmdline(pid: int) -> bytes:

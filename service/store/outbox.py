@@ -21,10 +21,12 @@ __all__ = [
     "BatchOutcome",
     "Burial",
     "ClaimedRow",
+    "IntakeFigures",
     "Retry",
     "add",
     "claim",
     "expedite_retries",
+    "intake_figures",
     "next_due_at",
     "notify_relays",
     "record",
@@ -226,14 +228,32 @@ async def expedite_retries(engine: AsyncEngine, now: int) -> int:
     return int(result.rowcount)
 
 
+@dataclass(frozen=True)
+class IntakeFigures:
+    """What the intake holds: events committed by apps that no relay has taken in yet."""
+
+    rows: int = 0
+    oldest_at: int | None = None  # when the oldest was sent (epoch ms)
+
+    def oldest_with(self, other: Any) -> int | None:
+        """The earlier of the intake's oldest and ``other`` (an outbox row's time, or None)."""
+        return min((int(t) for t in (other, self.oldest_at) if t is not None), default=None)
+
+
+async def intake_figures(conn: AsyncConnection) -> IntakeFigures:
+    """How many events wait in the intake, and since when (none where there is no intake)."""
+    intake = backend_of(conn).intake
+    if intake is None:
+        return IntakeFigures()
+    rows, oldest = (await conn.execute(select(func.count(), func.min(intake.c.created_at)))).one()
+    return IntakeFigures(int(rows), None if oldest is None else int(oldest))
+
+
 async def next_due_at(engine: AsyncEngine) -> int | None:
     """When the earliest pending row falls due (epoch ms), or None when nothing is pending;
     a row in the intake is due since it was sent."""
-    intake = backend_of(engine).intake
     async with reading(engine) as conn:
         earliest = select(func.min(t.c.next_attempt_at)).where(status_is(PENDING))
-        values = [await conn.scalar(earliest)]
-        if intake is not None:
-            values.append(await conn.scalar(select(func.min(intake.c.created_at))))
-    due = [int(value) for value in values if value is not None]
-    return min(due, default=None)
+        due = await conn.scalar(earliest)
+        intake = await intake_figures(conn)
+    return intake.oldest_with(due)

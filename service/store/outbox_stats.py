@@ -7,26 +7,22 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.events.ids import now_ms
-from service.store.backend import backend_of
 from service.store.engine import reading
-from service.store.outbox import status_is
+from service.store.outbox import intake_figures, status_is
 from service.store.statuses import DEAD, DELIVERED, PENDING
 from service.store.tables import outbox_events
 
 __all__ = [
     "ATTEMPT_BUCKETS",
     "GaugeSnapshot",
-    "IntakeFigures",
     "OutboxStats",
     "attempt_bucket",
     "gauge_snapshot",
-    "intake_figures",
     "stats",
 ]
 
@@ -42,32 +38,12 @@ class GaugeSnapshot:
     oldest_pending_age: float
 
 
-@dataclass(frozen=True)
-class IntakeFigures:
-    """What the intake holds: events committed by apps that no relay has moved yet."""
-
-    rows: int = 0
-    oldest_at: int | None = None  # when the oldest was sent (epoch ms)
-
-    def oldest_with(self, other: Any) -> int | None:
-        """The earlier of the intake's oldest and ``other`` (an outbox row's time, or None)."""
-        return min((int(t) for t in (other, self.oldest_at) if t is not None), default=None)
-
-
-async def intake_figures(engine: AsyncEngine, conn: AsyncConnection) -> IntakeFigures:
-    intake = backend_of(engine).intake
-    if intake is None:
-        return IntakeFigures()
-    rows, oldest = (await conn.execute(select(func.count(), func.min(intake.c.created_at)))).one()
-    return IntakeFigures(int(rows), None if oldest is None else int(oldest))
-
-
 async def gauge_snapshot(engine: AsyncEngine) -> GaugeSnapshot:
     async with reading(engine) as conn:
         pending = await conn.scalar(select(func.count()).where(status_is(PENDING)))
         dead = await conn.scalar(select(func.count()).where(status_is(DEAD)))
         oldest = await conn.scalar(select(func.min(t.c.created_at)).where(status_is(PENDING)))
-        intake = await intake_figures(engine, conn)
+        intake = await intake_figures(conn)
     oldest = intake.oldest_with(oldest)
     age = 0.0 if oldest is None else max(0.0, (now_ms() - oldest) / 1000)
     return GaugeSnapshot(int(pending or 0) + intake.rows, int(dead or 0), age)
@@ -128,7 +104,7 @@ async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
     async with reading(engine) as conn:
         # Pending and dead rows through their partial indexes, all rows through the smallest
         # index; the CHECK constraint allows no fourth state, so the rest are delivered.
-        intake = await intake_figures(engine, conn)
+        intake = await intake_figures(conn)
         pending = int(await conn.scalar(select(func.count()).where(status_is(PENDING))) or 0)
         dead = int(await conn.scalar(select(func.count()).where(status_is(DEAD))) or 0)
         total = int(await conn.scalar(select(func.count()).select_from(t)) or 0)

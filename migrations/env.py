@@ -7,8 +7,6 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from service.config import Settings
 from service.store.backend import backend_for
@@ -43,7 +41,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(_settings().database_url, poolclass=NullPool)
+    engine = backend_for(_settings()).migration_engine()
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

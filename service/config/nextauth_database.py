@@ -11,8 +11,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
+from service.config.database_url import PostgresUrl, parse_postgres_url, with_libpq_environment
+from service.config.mysql_url import MysqlUrl, parse_mysql_url
 from service.config.variables import (
     ConfigError,
     choice,
@@ -44,25 +46,26 @@ IDENTIFIER = re.compile(r"[^\x00-\x1f\x7f\"`\[\]]{1,63}")
 
 def app_database_url(url: str) -> tuple[str, str, str]:
     """``(SQLAlchemy URL, kind, schema)`` of the app's database URL as the app's own
-    ``DATABASE_URL`` has it: Prisma's ``?schema=`` names the PostgreSQL schema (the driver
-    does not take it). Refuses a malformed URL without echoing it (it may hold a password)."""
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # a port that is not a number raises here
-    except ValueError:
-        raise ValueError("not a valid database URL (check its port and characters)") from None
+    ``DATABASE_URL`` has it: Prisma's ``?schema=`` names the PostgreSQL schema. The URL's
+    parameters are checked (``parse_postgres_url``, ``parse_mysql_url``); a malformed URL is
+    refused without echoing it (it may hold a password)."""
     if any(c.isspace() for c in url):
         raise ValueError("not a valid database URL (check its port and characters)")
     for plain, driver, kind in APP_DATABASE_KINDS:
-        if url.startswith(plain):
-            # The query is rebuilt without `schema`; the rest is kept as written (urlunsplit
-            # would drop the empty host of `sqlite:////absolute/path`).
-            base, _, query = url.partition("?")
-            pairs = parse_qsl(query, keep_blank_values=True)
-            schema = next((value for key, value in pairs if key == "schema"), "")
-            rest = urlencode([(key, value) for key, value in pairs if key != "schema"])
-            normal = base + ("?" + rest if rest else "")
-            return driver + normal[len(plain) :], kind, schema
+        if not url.startswith(plain):
+            continue
+        if kind == "postgresql":
+            # The driver's connections are made from the parsed URL (postgres_connect): the
+            # engine's own URL only names the database, without the parameters.
+            schema = parse_postgres_url(url, schema_check=identifier).schema
+            return driver + url[len(plain) :].partition("?")[0], kind, schema
+        if kind == "mysql":
+            return driver + parse_mysql_url(url).base[len(plain) :], kind, ""
+        try:
+            _ = urlsplit(url).port  # a port that is not a number raises here
+        except ValueError:
+            raise ValueError("not a valid database URL (check its port and characters)") from None
+        return driver + url[len(plain) :], kind, ""
     raise ValueError("must be a postgresql://, mysql:// or sqlite:/// URL")
 
 
@@ -165,6 +168,16 @@ class NextAuthDatabaseSettings:
         return app_database_url(self.url)[1]
 
     @property
+    def postgres(self) -> PostgresUrl:
+        """The URL read whole (a PostgreSQL database)."""
+        return parse_postgres_url(self.url, schema_check=identifier)
+
+    @property
+    def mysql(self) -> MysqlUrl:
+        """The URL read whole (a MySQL or MariaDB database)."""
+        return parse_mysql_url(self.url)
+
+    @property
     def url_schema(self) -> str:
         """The schema named by the URL's ``?schema=`` (Prisma's), if any."""
         return app_database_url(self.url)[2]
@@ -180,6 +193,8 @@ class NextAuthDatabaseSettings:
                     )
             return cls(**values)
         kind = app_database_url(values["url"])[1]
+        if kind == "postgresql":
+            values["url"] = _with_environment(values["url"], env)
         if kind != "postgresql" and (values["schema"] or app_database_url(values["url"])[2]):
             raise ConfigError("NEXTAUTH_DATABASE_SCHEMA", "only PostgreSQL has schemas")
         if values["adapter"] in ("pg", "supabase") and kind != "postgresql":
@@ -190,3 +205,13 @@ class NextAuthDatabaseSettings:
                 "NEXTAUTH_USER_COLUMNS", f"mapped already: {', '.join(sorted(mapped))}"
             )
         return cls(**values)
+
+
+def _with_environment(url: str, env: Mapping[str, str]) -> str:
+    """A PostgreSQL URL with what libpq reads from ``env`` folded in, checked."""
+    folded = with_libpq_environment(url, env)
+    try:
+        parse_postgres_url(folded, schema_check=identifier)
+    except ValueError as exc:
+        raise ConfigError("NEXTAUTH_DATABASE_URL", f"{exc} (with the PG* variables)") from None
+    return folded

@@ -11,6 +11,7 @@ The parts: ``delivery`` (Inngest and the relay), ``callers`` (sessions and the E
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -23,6 +24,12 @@ from service.config.callers import (
     NextAuthSettings,
     strong_secret,
     strong_secrets,
+)
+from service.config.database_url import (
+    LIBPQ_ENVIRONMENT,
+    PostgresUrl,
+    parse_postgres_url,
+    with_libpq_environment,
 )
 from service.config.delivery import InngestSettings, RelaySettings
 from service.config.nextauth_database import NextAuthDatabaseSettings
@@ -56,7 +63,12 @@ DATABASE_DRIVERS = (
 
 def normalise_database_url(url: str) -> str:
     """Map plain ``sqlite://`` and ``postgresql://`` URLs onto the async drivers; refuse a
-    malformed one without echoing it (it may hold a password)."""
+    malformed one without echoing it (it may hold a password). A PostgreSQL URL is read
+    whole (``parse_postgres_url``): its parameters are checked here, before anything
+    connects."""
+    if url.startswith(("postgres://", "postgresql://", "postgresql+asyncpg://")):
+        parse_postgres_url(url, schema_check=schema_name)
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
     try:
         parts = urlsplit(url)
         _ = parts.port  # a port that is not a number raises here
@@ -70,6 +82,29 @@ def normalise_database_url(url: str) -> str:
     if url.startswith(tuple(driver for _plain, driver in DATABASE_DRIVERS)):
         return url
     raise ValueError("must be a sqlite:// or postgresql:// URL")
+
+
+def _direct_url(url: str) -> str:
+    if not url.startswith(("postgres://", "postgresql://", "postgresql+asyncpg://")):
+        raise ValueError("must be a postgresql:// URL (the same database as DATABASE_URL)")
+    return normalise_database_url(url)
+
+
+def _with_environment(variable: str, url: str, env: Mapping[str, str]) -> str:
+    """A PostgreSQL ``url`` with libpq's environment variables folded in; a bad value of one
+    is refused naming that variable."""
+    folded = with_libpq_environment(url, env)
+    if folded == url:
+        return url
+    try:
+        parse_postgres_url(folded, schema_check=schema_name)
+    except ValueError as exc:
+        culprit = next(
+            (name for name, parameter in LIBPQ_ENVIRONMENT if str(exc).startswith(parameter)),
+            variable,
+        )
+        raise ConfigError(culprit, f"{exc} (read for {variable})") from None
+    return folded
 
 
 def schema_name(raw: str) -> str:
@@ -105,8 +140,17 @@ class Settings:
         "DATABASE_URL",
         f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}",
         normalise_database_url,
-        "`sqlite:///PATH` or `postgresql://USER@HOST:PORT/DB`",
+        "`sqlite:///PATH` or `postgresql://USER:PASSWORD@HOST:PORT/DB?PARAMETERS`, with"
+        " libpq's and Prisma's parameters (see \"Hosted PostgreSQL\")",
         shown=f"`sqlite:///{DEFAULT_SQLITE_PATH}`",
+    )
+    database_direct_url: str = setting(
+        "DATABASE_DIRECT_URL",
+        "",
+        _direct_url,
+        "PostgreSQL behind a transaction pooler: the same database without the pooler, for"
+        " what needs a session of its own (`db upgrade`, relays' `LISTEN`)",
+        shown="`DATABASE_URL`",
     )
     database_schema: str = setting(
         "DATABASE_SCHEMA",
@@ -208,6 +252,19 @@ class Settings:
     def is_production(self) -> bool:
         return self.environment == "production"
 
+    @functools.cached_property
+    def postgres(self) -> PostgresUrl:
+        """``DATABASE_URL`` read whole (PostgreSQL only)."""
+        return parse_postgres_url(self.database_url, schema_check=schema_name)
+
+    @functools.cached_property
+    def postgres_direct(self) -> PostgresUrl | None:
+        """Where session-bound work connects: ``DATABASE_DIRECT_URL``, else ``DATABASE_URL``
+        unless a transaction pooler is in front of it (then None: nothing session-bound)."""
+        if self.database_direct_url:
+            return parse_postgres_url(self.database_direct_url, schema_check=schema_name)
+        return None if self.postgres.pgbouncer else self.postgres
+
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and CLI flags use this)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -223,6 +280,10 @@ class Settings:
         schema = declared_variable(cls, "database_schema")
         if schema.is_set(env) and values["database_url"].startswith("sqlite"):
             raise ConfigError(schema.name, "SQLite has no schemas: unset it, or use PostgreSQL")
+        if values["database_url"].startswith("postgresql"):
+            values.update(_postgres_values(cls, values, env))
+        elif values["database_direct_url"]:
+            raise ConfigError("DATABASE_DIRECT_URL", "is for PostgreSQL: unset it with SQLite")
         inngest = InngestSettings.from_env(env)
         return cls(
             **values,
@@ -232,6 +293,39 @@ class Settings:
             relay=RelaySettings.from_env(env, inngest.request_timeout),
             event_api=EventApiSettings.from_env(env),
         )
+
+
+def _postgres_values(
+    cls: type[Settings], values: Mapping[str, object], env: Mapping[str, str]
+) -> dict[str, object]:
+    """The PostgreSQL URLs with libpq's environment folded in, and what their Prisma
+    parameters say of other settings (the schema, the pool's size), checked against those
+    settings where both are given."""
+    url = _with_environment("DATABASE_URL", str(values["database_url"]), env)
+    direct = str(values["database_direct_url"])
+    if direct:
+        direct = _with_environment("DATABASE_DIRECT_URL", direct, env)
+    parsed = parse_postgres_url(url, schema_check=schema_name)
+    changes: dict[str, object] = {"database_url": url, "database_direct_url": direct}
+    for field_name, value, parameter in (
+        ("database_schema", parsed.schema or None, "schema"),
+        ("db_pool_size", parsed.connection_limit, "connection_limit"),
+    ):
+        if value is None:
+            continue
+        variable = declared_variable(cls, field_name)
+        if variable.is_set(env) and values[field_name] != value:
+            raise ConfigError(
+                variable.name,
+                f"{values[field_name]} disagrees with DATABASE_URL's {parameter}={value}:"
+                " give one of them",
+            )
+        changes[field_name] = value
+    if direct and parse_postgres_url(direct, schema_check=schema_name).pgbouncer:
+        raise ConfigError(
+            "DATABASE_DIRECT_URL", "says pgbouncer=true: it is the URL without the pooler"
+        )
+    return changes
 
 
 def require_session_secret(settings: Settings) -> None:

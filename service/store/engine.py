@@ -14,6 +14,7 @@ from service.config import Settings
 from service.errors import DatabaseUnavailable
 from service.store.backend import backend_for, backend_of
 from service.store.backends.base import READ_ONLY
+from service.store.connect_errors import connection_problem
 
 __all__ = [
     "UNAVAILABLE",
@@ -67,6 +68,9 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 def describe_db_error(error: BaseException) -> str:
     """A one-line reason without SQL text or parameters (they may hold user data)."""
+    problem = connection_problem(error)
+    if problem is not None:
+        return problem
     if isinstance(error, exc.DBAPIError) and error.orig is not None:
         # asyncpg's errors arrive wrapped in the dialect's adapter class; name the driver's own.
         cause = error.orig.__cause__ if error.orig.__cause__ is not None else error.orig

@@ -47,7 +47,7 @@ def test_off_without_a_url_and_every_name_the_adapters() -> None:
         ),
         (
             "postgresql://app@db/app?sslmode=require&schema=s",
-            "postgresql+asyncpg://app@db/app?sslmode=require",
+            "postgresql+asyncpg://app@db/app",
             "postgresql",
             "s",
         ),

@@ -11,6 +11,7 @@ session's ``expires``, so a session the app deleted (signed out) is refused with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import re
@@ -31,7 +32,9 @@ from service.config import NextAuthDatabaseSettings
 from service.http.app_sessions.expires import UnreadableExpires, epoch_seconds
 from service.http.app_sessions.presets import Column, Layout
 from service.http.nextauth import EXPIRED, DigestMemory, SessionRefused
+from service.store.backends.postgres_connect import pool_connect_args
 from service.store.engine import UNAVAILABLE, describe_db_error
+from service.store.tls import client_context
 
 __all__ = ["DatabaseSessions", "SessionsUnavailable", "create_app_engine", "lookup_statement"]
 
@@ -52,13 +55,6 @@ SESSION_SETUP = {
     "mysql": ("SET SESSION TRANSACTION READ ONLY",),
     "sqlite": ("PRAGMA query_only = ON",),
 }
-# How long connecting may take, in each driver's words.
-CONNECT_TIMEOUT = {
-    "postgresql": {"timeout": LOOKUP_TIMEOUT},
-    "mysql": {"connect_timeout": LOOKUP_TIMEOUT},
-    "sqlite": {},
-}
-
 NOT_A_TOKEN = (
     "The session cookie is neither a next-auth session token nor a database session's token."
 )
@@ -81,15 +77,21 @@ class SessionsUnavailable(Exception):
 
 def create_app_engine(settings: NextAuthDatabaseSettings, pool_size: int) -> AsyncEngine:
     """An engine on the app's database whose every connection is read-only and in UTC; each
-    statement is its own (no BEGIN, no ROLLBACK: one round trip a lookup)."""
+    statement is its own (no BEGIN, no ROLLBACK: one round trip a lookup). Behind a
+    transaction pooler, which keeps no session's settings, each lookup is a read-only
+    transaction of its own instead."""
+    pooled = settings.kind == "postgresql" and settings.postgres.pgbouncer
+    options = _connection_options(settings, pool_size)
+    # PostgreSQL's connections are made from the parsed URL (connect_args), which may name
+    # hosts that SQLAlchemy's URL cannot (several, IPv6).
+    url = "postgresql+asyncpg://" if settings.kind == "postgresql" else settings.driver_url
     engine = create_async_engine(
-        settings.driver_url,
-        pool_size=pool_size,
-        max_overflow=pool_size,  # as the service's own PostgreSQL pool: as many again at peaks
-        isolation_level="AUTOCOMMIT",
-        connect_args=CONNECT_TIMEOUT[settings.kind],
+        url,
+        isolation_level="READ COMMITTED" if pooled else "AUTOCOMMIT",
+        execution_options={"postgresql_readonly": True} if pooled else {},
+        **options,
     )
-    statements = SESSION_SETUP[settings.kind]
+    statements = () if pooled else SESSION_SETUP[settings.kind]
 
     @event.listens_for(engine.sync_engine, "connect")
     def _read_only(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -101,6 +103,34 @@ def create_app_engine(settings: NextAuthDatabaseSettings, pool_size: int) -> Asy
             cursor.close()
 
     return engine
+
+
+def _connection_options(settings: NextAuthDatabaseSettings, pool_size: int) -> dict[str, Any]:
+    """The pool and how each connection is made, as the URL says; connecting takes at most
+    ``LOOKUP_TIMEOUT`` unless the URL says otherwise."""
+    if settings.kind == "sqlite":
+        return {"pool_size": pool_size, "max_overflow": pool_size}
+    if settings.kind == "postgresql":
+        url = settings.postgres
+        if "connect_timeout" not in url.given:
+            url = dataclasses.replace(url, connect_timeout=LOOKUP_TIMEOUT)
+        limit, wait, connect_args = url.connection_limit, url.pool_timeout, pool_connect_args(url)
+    else:
+        mysql = settings.mysql
+        connect_args = {"connect_timeout": mysql.connect_timeout or LOOKUP_TIMEOUT}
+        if mysql.ssl_mode not in ("", "DISABLED"):
+            connect_args["ssl"] = client_context(
+                mysql.ca_file, verify_chain=mysql.verifies_chain, verify_host=mysql.verifies_host
+            )
+        limit, wait = mysql.connection_limit, mysql.pool_timeout
+    return {
+        # A connection_limit is a ceiling; otherwise as many again at peaks, as the service's
+        # own PostgreSQL pool.
+        "pool_size": limit or pool_size,
+        "max_overflow": 0 if limit else pool_size,
+        "pool_timeout": wait or LOOKUP_TIMEOUT,
+        "connect_args": connect_args,
+    }
 
 
 def _name(name: str) -> quoted_name:

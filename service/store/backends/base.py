@@ -65,6 +65,10 @@ class Backend(Protocol):
     def create_engine(self) -> AsyncEngine:
         """An async engine for the database, which carries this backend (``backend_of``)."""
 
+    def migration_engine(self) -> AsyncEngine:
+        """An engine for the migrations: no pool of its own, and on a connection that is a
+        session of its own (never a transaction pooler's)."""
+
     def missing(self) -> str | None:
         """Why the database cannot be there without connecting (a SQLite file gone), or None."""
 

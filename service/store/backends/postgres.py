@@ -13,19 +13,16 @@ from typing import Any
 from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, Table, any_, literal
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
 from service.events.payload import EventShell, NewEvent
-from service.store.backends.base import BACKEND_OPTION, Listener, upsert_statement
+from service.store.backends.base import BACKEND_OPTION, POLLING, Listener, upsert_statement
 from service.store.backends.postgres_batch import PostgresBatchStore
+from service.store.backends.postgres_connect import pool_connect_args
 from service.store.backends.postgres_listen import PostgresListener
-from service.store.backends.postgres_sql import (
-    PostgresStatements,
-    asyncpg_dsn,
-    insert_arguments,
-    quoted,
-)
+from service.store.backends.postgres_sql import PostgresStatements, insert_arguments, quoted
 from service.store.backends.rows import new_complete_events
 from service.store.batch import BatchStore
 from service.store.tables import outbox_intake
@@ -41,6 +38,7 @@ class PostgresBackend:
     name = "postgresql"
     migrates_by_copy = False
     intake: Table | None = outbox_intake
+    _said_polling = False  # once a process: every relay worker asks
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -50,17 +48,26 @@ class PostgresBackend:
     def create_engine(self) -> AsyncEngine:
         s = self.settings
         return create_async_engine(
-            s.database_url,
+            "postgresql+asyncpg://",  # the connections are made from the URL (connect_args)
             pool_size=s.db_pool_size,
-            max_overflow=s.db_pool_size,
+            # Prisma's connection_limit is a ceiling; otherwise as many again at peaks.
+            max_overflow=0 if s.postgres.connection_limit else s.db_pool_size,
             pool_pre_ping=True,
-            pool_timeout=10,
-            connect_args={"timeout": 5, "command_timeout": 30},
+            pool_timeout=s.postgres.pool_timeout or 10,
+            connect_args=pool_connect_args(s.postgres),
             # SQLAlchemy Core writes the schema into every statement it renders.
             execution_options={
                 BACKEND_OPTION: self,
                 "schema_translate_map": {None: s.database_schema},
             },
+        )
+
+    def migration_engine(self) -> AsyncEngine:
+        # Migrations need no session state today, but alembic's scripts may: they take the
+        # direct URL, as Prisma's migrate does.
+        url = self.settings.postgres_direct or self.settings.postgres
+        return create_async_engine(
+            "postgresql+asyncpg://", poolclass=NullPool, connect_args=pool_connect_args(url)
         )
 
     def missing(self) -> str | None:
@@ -82,6 +89,10 @@ class PostgresBackend:
         pass
 
     async def single_statement(self, conn: AsyncConnection) -> AsyncConnection:
+        if self.settings.postgres.pgbouncer:
+            # A transaction pooler may hand a statement's prepare and its execution to two
+            # server connections unless a transaction holds one for both.
+            return conn
         # No BEGIN and COMMIT around the statement: two round trips saved.
         return await conn.execution_options(isolation_level="AUTOCOMMIT")
 
@@ -115,8 +126,12 @@ class PostgresBackend:
 
     @contextlib.asynccontextmanager
     async def listen(self, wake: asyncio.Event) -> AsyncIterator[Listener]:
-        dsn = asyncpg_dsn(self.settings)
-        listener = PostgresListener(dsn, self.sql, wake, self.settings.relay.poll_interval * 5)
+        direct = self.settings.postgres_direct
+        if direct is None:
+            self._say_polling_once()
+            yield POLLING
+            return
+        listener = PostgresListener(direct, self.sql, wake, self.settings.relay.poll_interval * 5)
         task = asyncio.create_task(listener.run(), name="relay-listen")
         try:
             yield listener
@@ -124,8 +139,21 @@ class PostgresBackend:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    def _say_polling_once(self) -> None:
+        if PostgresBackend._said_polling:
+            return
+        PostgresBackend._said_polling = True
+        log.warning(
+            "DATABASE_URL goes through a transaction pooler (pgbouncer=true) and no"
+            " DATABASE_DIRECT_URL is set: relays cannot LISTEN, so they poll, and an event"
+            " waits up to RELAY_POLL_INTERVAL (%gs) before delivery; set DATABASE_DIRECT_URL"
+            " to the database without the pooler to deliver at once",
+            self.settings.relay.poll_interval,
+            extra={"action": "relay.polling_only"},
+        )
+
     def grant_sender(self, role: str) -> list[str]:
         return self.sql.grant_sender(role)
 
     def open_batch_store(self) -> BatchStore:
-        return PostgresBatchStore(asyncpg_dsn(self.settings), self.sql)
+        return PostgresBatchStore(self.settings.postgres, self.sql)

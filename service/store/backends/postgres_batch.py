@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from service.config.database_url import PostgresUrl
 from service.errors import DatabaseUnavailable
 from service.events.payload import EventShell, NewEvent
+from service.store.backends.postgres_connect import connect
 from service.store.backends.postgres_sql import PostgresStatements, insert_arguments
 from service.store.backends.rows import new_complete_events
 from service.store.batch import Claim, Held, Written, in_key_order, unclaimed
@@ -27,8 +29,8 @@ FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError
 class PostgresBatchStore:
     """One asyncpg connection, reopened after a failure."""
 
-    def __init__(self, dsn: str, sql: PostgresStatements) -> None:
-        self._dsn = dsn
+    def __init__(self, url: PostgresUrl, sql: PostgresStatements) -> None:
+        self._url = url
         self._sql = sql
         self._conn: asyncpg.Connection | None = None
 
@@ -39,7 +41,7 @@ class PostgresBatchStore:
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             # A stuck database must give 503s, not requests that hang.
-            self._conn = await asyncpg.connect(self._dsn, timeout=5, command_timeout=30)
+            self._conn = await connect(self._url)
         return self._conn
 
     async def write(
@@ -47,9 +49,11 @@ class PostgresBatchStore:
     ) -> Written:
         try:
             conn = await self._connection()
-            if not claims:
-                # A lone statement: its own transaction.
+            if not claims and not self._url.pgbouncer:
+                # A lone statement: its own transaction (not behind a transaction pooler,
+                # which may hand its prepare and its execution to two server connections).
                 return Written(new_events=await self._insert(conn, shells, events))
+            # The claims and the rows in one transaction (behind a pooler, a lone statement too).
             async with conn.transaction():
                 held = await self._claim(conn, claims)
                 new_events = await self._insert(conn, unclaimed(shells, held), events)

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
+from service.config.database_url import PostgresUrl
+from service.store.backends.postgres_connect import connect
 from service.store.backends.postgres_sql import PostgresStatements
 
 __all__ = ["PostgresListener"]
@@ -28,9 +30,9 @@ class PostgresListener:
     """Listens on one connection; ``run`` keeps it open until cancelled."""
 
     def __init__(
-        self, dsn: str, sql: PostgresStatements, wake: asyncio.Event, retry_after: float
+        self, url: PostgresUrl, sql: PostgresStatements, wake: asyncio.Event, retry_after: float
     ) -> None:
-        self._dsn = dsn
+        self._url = url
         self._sql = sql
         self._wake = wake
         self._retry_after = retry_after
@@ -42,7 +44,7 @@ class PostgresListener:
         """Keep a LISTEN connection open, reconnecting after a loss."""
         while True:
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=10)
+                conn = await connect(self._url)
             except FAILURES as exc:
                 log.warning(
                     "LISTEN connection failed: %s", exc, extra={"action": "relay.listen_failed"}

@@ -18,13 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
-from service.config import Settings
 from service.events.payload import EventShell, NewEvent
 from service.store.backends.rows import insert_rows, settings_document
 
-__all__ = ["PostgresStatements", "asyncpg_dsn", "insert_arguments", "quoted"]
+__all__ = ["PostgresStatements", "insert_arguments", "quoted"]
 
 # The high half of the relays' advisory lock key; the low half is the schema's oid, so that
 # the services of two schemas in one database never wait on each other's lock.
@@ -160,9 +157,3 @@ def insert_arguments(shells: Sequence[EventShell], events: Sequence[NewEvent]) -
     """The outbox INSERT's seven arrays: the rows' columns."""
     rows = insert_rows(shells, events)
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 7
-
-
-def asyncpg_dsn(settings: Settings) -> str:
-    """``DATABASE_URL`` as asyncpg's own connections (group commit, LISTEN) want it."""
-    url = make_url(settings.database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)

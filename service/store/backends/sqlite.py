@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Select, Table, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
@@ -85,6 +85,9 @@ class SqliteBackend:
             connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
+
+    def migration_engine(self) -> AsyncEngine:
+        return create_async_engine(self.settings.database_url, poolclass=NullPool)
 
     def missing(self) -> str | None:
         if self.path and self.path != ":memory:" and file_identity(self.path) is None:

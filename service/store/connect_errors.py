@@ -1,0 +1,70 @@
+"""Why a connection to a database failed, in one line that says what to change: TLS that did
+not verify, a server without TLS, a server that wants TLS, a server that never answered.
+Recognised by the standard library's exceptions and the drivers' messages, without importing
+a driver."""
+
+from __future__ import annotations
+
+import ssl
+
+__all__ = ["connection_problem"]
+
+# OpenSSL's verification codes worth naming (X509_V_ERR_*).
+HOST_MISMATCH = 62
+UNKNOWN_ISSUERS = (2, 19, 20, 21)  # unable to get issuer, self-signed in chain, local issuer
+EXPIRED = 10
+
+
+def connection_problem(error: BaseException) -> str | None:
+    """The reason ``error`` (or an exception it was raised from) gives, in words; None when
+    it is not one of the failures this module knows."""
+    for cause in _chain(error):
+        reason = _reason(cause)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    orig = getattr(error, "orig", None)  # SQLAlchemy's wrapper keeps the driver's error here
+    if isinstance(orig, BaseException) and orig not in seen:
+        seen.extend(_chain(orig))
+    return seen
+
+
+def _reason(error: BaseException) -> str | None:
+    text = str(error)
+    if isinstance(error, ssl.SSLCertVerificationError):
+        code = error.verify_code
+        if code == HOST_MISMATCH:
+            return (
+                f"TLS: the server's certificate is not for this host name ({error.verify_message});"
+                " connect by a name the certificate names, or use sslmode=verify-ca"
+            )
+        if code in UNKNOWN_ISSUERS:
+            return (
+                "TLS: the server's certificate is not signed by a CA this client trusts"
+                f" ({error.verify_message}): check sslrootcert"
+            )
+        if code == EXPIRED:
+            return "TLS: the server's certificate has expired"
+        return f"TLS: the server's certificate did not verify ({error.verify_message})"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS handshake failed: {error.reason or text}"
+    if "rejected SSL upgrade" in text:
+        return (
+            "the server does not offer TLS, and sslmode asks for it: use sslmode=disable or prefer"
+        )
+    if "no pg_hba.conf entry" in text and "no encryption" in text:
+        return (
+            "the server refuses connections without TLS (pg_hba.conf): use sslmode=require"
+            " or stronger"
+        )
+    if isinstance(error, TimeoutError):
+        return "no answer in time (connect_timeout, or a query's bound): is the server stuck?"
+    return None

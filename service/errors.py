@@ -6,7 +6,14 @@ class ServiceError(Exception):
 
 
 class DatabaseUnavailable(ServiceError):
-    """The database cannot take the read or write now (down, locked past its timeout)."""
+    """The database cannot take the read or write now (down, locked past its timeout).
+
+    ``misconfigured``: the connection itself is wrong (TLS that does not verify, TLS one side
+    will not speak), which waiting will not mend: a command stops with exit status 2."""
+
+    def __init__(self, message: str, *, misconfigured: bool = False) -> None:
+        super().__init__(message)
+        self.misconfigured = misconfigured
 
 
 class SchemaNotCurrent(ServiceError):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.cli.common import fail
 from service.config import Settings
-from service.errors import ServiceError
+from service.errors import DatabaseUnavailable, ServiceError
 from service.store import schema
 from service.store.engine import create_engine
 
@@ -20,9 +20,12 @@ T = TypeVar("T")
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; domain and database errors become one line and exit 1."""
+    """Run a command's coroutine; domain and database errors become one line and exit 1
+    (2 when the connection's settings are wrong: TLS that does not fit the server)."""
     try:
         return asyncio.run(coroutine)
+    except DatabaseUnavailable as exc:
+        fail(str(exc), code=2 if exc.misconfigured else 1)
     except ServiceError as exc:
         fail(str(exc))
 

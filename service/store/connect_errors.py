@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ssl
 
-__all__ = ["connection_problem"]
+__all__ = ["connection_problem", "is_misconfiguration"]
 
 # OpenSSL's verification codes worth naming (X509_V_ERR_*).
 HOST_MISMATCH = 62
@@ -23,6 +23,20 @@ def connection_problem(error: BaseException) -> str | None:
         if reason is not None:
             return reason
     return None
+
+
+def is_misconfiguration(error: BaseException) -> bool:
+    """Whether ``error`` says the client's and the server's TLS do not fit (not that the
+    server is down or slow)."""
+    return any(
+        isinstance(cause, ssl.SSLError) or _mismatched_tls(str(cause)) for cause in _chain(error)
+    )
+
+
+def _mismatched_tls(text: str) -> bool:
+    return "rejected SSL upgrade" in text or (
+        "no pg_hba.conf entry" in text and "no encryption" in text
+    )
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -56,7 +70,7 @@ def _reason(error: BaseException) -> str | None:
         return f"TLS: the server's certificate did not verify ({error.verify_message})"
     if isinstance(error, ssl.SSLError):
         return f"TLS handshake failed: {error.reason or text}"
-    if "rejected SSL upgrade" in text:
+    if "rejected SSL upgrade" in text:  # asyncpg's words
         return (
             "the server does not offer TLS, and sslmode asks for it: use sslmode=disable or prefer"
         )

@@ -14,7 +14,7 @@ from service.config import Settings
 from service.errors import DatabaseUnavailable
 from service.store.backend import backend_for, backend_of
 from service.store.backends.base import READ_ONLY
-from service.store.connect_errors import connection_problem
+from service.store.connect_errors import connection_problem, is_misconfiguration
 
 __all__ = [
     "UNAVAILABLE",
@@ -23,6 +23,7 @@ __all__ = [
     "reading",
     "single_statement",
     "transaction",
+    "unavailable",
 ]
 
 # Every driver failure of a write means the same to a caller: it did not happen; retry later.
@@ -41,7 +42,7 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.begin() as conn:
             yield conn
     except UNAVAILABLE as error:
-        raise DatabaseUnavailable(describe_db_error(error)) from error
+        raise unavailable(error) from error
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +53,7 @@ async def single_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection
         async with engine.connect() as conn:
             yield await backend_of(engine).single_statement(conn)
     except UNAVAILABLE as error:
-        raise DatabaseUnavailable(describe_db_error(error)) from error
+        raise unavailable(error) from error
 
 
 @contextlib.asynccontextmanager
@@ -63,7 +64,13 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             conn = await conn.execution_options(**READ_ONLY)
             yield conn
     except UNAVAILABLE as error:
-        raise DatabaseUnavailable(describe_db_error(error)) from error
+        raise unavailable(error) from error
+
+
+def unavailable(error: BaseException) -> DatabaseUnavailable:
+    """The domain error of a driver's failure: its reason in one line, and whether the
+    connection's settings are at fault."""
+    return DatabaseUnavailable(describe_db_error(error), misconfigured=is_misconfiguration(error))
 
 
 def describe_db_error(error: BaseException) -> str:

@@ -14,6 +14,7 @@ from service.config import ConfigError
 from service.errors import DatabaseUnavailable
 from service.http.app_sessions.expires import column_kind
 from service.http.app_sessions.presets import Column, Layout
+from service.store.connect_errors import is_misconfiguration
 from service.store.engine import UNAVAILABLE, describe_db_error
 
 __all__ = ["check_layout"]
@@ -27,7 +28,8 @@ async def check_layout(engine: AsyncEngine, layout: Layout) -> None:
             problem = await conn.run_sync(_problem, layout)
     except UNAVAILABLE as exc:
         raise DatabaseUnavailable(
-            f"the app's database (NEXTAUTH_DATABASE_URL) is unreachable: {describe_db_error(exc)}"
+            f"the app's database (NEXTAUTH_DATABASE_URL) is unreachable: {describe_db_error(exc)}",
+            misconfigured=is_misconfiguration(exc),
         ) from exc
     if problem is not None:
         raise ConfigError(*problem)

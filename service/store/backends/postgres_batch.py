@@ -13,12 +13,12 @@ from collections.abc import Sequence
 import asyncpg
 
 from service.config.database_url import PostgresUrl
-from service.errors import DatabaseUnavailable
 from service.events.payload import EventShell, NewEvent
 from service.store.backends.postgres_connect import connect
 from service.store.backends.postgres_sql import PostgresStatements, insert_arguments
 from service.store.backends.rows import new_complete_events
 from service.store.batch import Claim, Held, Written, in_key_order, unclaimed
+from service.store.engine import unavailable
 
 __all__ = ["PostgresBatchStore"]
 
@@ -60,7 +60,7 @@ class PostgresBatchStore:
             return Written(held, new_events)
         except FAILURES as error:
             await self._drop_connection()
-            raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
+            raise unavailable(error) from error
 
     async def _drop_connection(self) -> None:
         if self._conn is not None:

@@ -26,6 +26,9 @@ from service.store import migrations
 from service.store.engine import create_engine
 from tests.nextauth_cookies import Minter
 
+# The private TLS clusters and PgBouncer of the hosted-database tests.
+pytest_plugins = ["tests.hosted_servers"]
+
 # No example may fail for taking long: on a machine busy with other work every one is slower.
 hypothesis.settings.register_profile("service", deadline=None)
 hypothesis.settings.load_profile("service")

@@ -10,7 +10,7 @@ import ssl
 __all__ = ["connection_problem", "is_misconfiguration"]
 
 # OpenSSL's verification codes worth naming (X509_V_ERR_*).
-HOST_MISMATCH = 62
+HOST_MISMATCHES = (62, 64)  # a host name, an IP address the certificate does not name
 UNKNOWN_ISSUERS = (2, 19, 20, 21)  # unable to get issuer, self-signed in chain, local issuer
 EXPIRED = 10
 
@@ -55,7 +55,7 @@ def _reason(error: BaseException) -> str | None:
     text = str(error)
     if isinstance(error, ssl.SSLCertVerificationError):
         code = error.verify_code
-        if code == HOST_MISMATCH:
+        if code in HOST_MISMATCHES:
             return (
                 f"TLS: the server's certificate is not for this host name ({error.verify_message});"
                 " connect by a name the certificate names, or use sslmode=verify-ca"

@@ -48,10 +48,16 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 @contextlib.asynccontextmanager
 async def single_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection whose one write statement is a transaction of its own: no BEGIN, no COMMIT
-    (the backend says how). SQLAlchemy's rollback when the block ends finds nothing to undo."""
+    (the backend says how). SQLAlchemy's rollback when the block ends finds nothing to undo.
+    Where a lone statement cannot commit by itself, a transaction of its own."""
+    backend = backend_of(engine)
+    if not backend.lone_statements_commit:
+        async with transaction(engine) as conn:
+            yield conn
+        return
     try:
         async with engine.connect() as conn:
-            yield await backend_of(engine).single_statement(conn)
+            yield await backend.single_statement(conn)
     except UNAVAILABLE as error:
         raise unavailable(error) from error
 

@@ -86,6 +86,11 @@ class Backend(Protocol):
     def after_upgrade(self) -> None:
         """Settle what the migrations leave (a SQLite file's journal mode)."""
 
+    @property
+    def lone_statements_commit(self) -> bool:
+        """Whether a statement sent without BEGIN (``single_statement``) commits by itself;
+        otherwise ``single_statement`` gives a transaction of its own."""
+
     async def single_statement(self, conn: AsyncConnection) -> AsyncConnection:
         """``conn`` set up so that each statement is a transaction of its own."""
 

@@ -47,11 +47,11 @@ class PostgresBackend:
 
     def create_engine(self) -> AsyncEngine:
         s = self.settings
+        pool_size, overflow = self._pool_bounds()
         return create_async_engine(
             "postgresql+asyncpg://",  # the connections are made from the URL (connect_args)
-            pool_size=s.db_pool_size,
-            # Prisma's connection_limit is a ceiling; otherwise as many again at peaks.
-            max_overflow=0 if s.postgres.connection_limit else s.db_pool_size,
+            pool_size=pool_size,
+            max_overflow=overflow,
             pool_pre_ping=True,
             pool_timeout=s.postgres.pool_timeout or 10,
             connect_args=pool_connect_args(s.postgres),
@@ -61,6 +61,21 @@ class PostgresBackend:
                 "schema_translate_map": {None: s.database_schema},
             },
         )
+
+    def _pool_bounds(self) -> tuple[int, int]:
+        """The pool's size and how many more it may open at peaks.
+
+        Prisma's ``connection_limit`` bounds every connection a process opens with
+        ``DATABASE_URL``: the group commit's own connection, and the relay's listening one
+        when no other URL is given for it, come out of it (the pool keeps at least one).
+        Without it, ``DB_POOL_SIZE`` connections and as many again at peaks.
+        """
+        s = self.settings
+        limit = s.postgres.connection_limit
+        if limit is None:
+            return s.db_pool_size, s.db_pool_size
+        listens_here = not s.database_direct_url and not s.postgres.pgbouncer
+        return max(1, limit - 1 - int(listens_here)), 0
 
     def migration_engine(self) -> AsyncEngine:
         # Migrations need no session state today, but alembic's scripts may: they take the
@@ -88,11 +103,13 @@ class PostgresBackend:
     def after_upgrade(self) -> None:
         pass
 
+    @property
+    def lone_statements_commit(self) -> bool:
+        # A transaction pooler may hand a statement's prepare and its execution to two
+        # server connections unless a transaction holds one for both.
+        return not self.settings.postgres.pgbouncer
+
     async def single_statement(self, conn: AsyncConnection) -> AsyncConnection:
-        if self.settings.postgres.pgbouncer:
-            # A transaction pooler may hand a statement's prepare and its execution to two
-            # server connections unless a transaction holds one for both.
-            return conn
         # No BEGIN and COMMIT around the statement: two round trips saved.
         return await conn.execution_options(isolation_level="AUTOCOMMIT")
 

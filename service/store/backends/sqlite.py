@@ -111,6 +111,8 @@ class SqliteBackend:
             with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
 
+    lone_statements_commit = True
+
     async def single_statement(self, conn: AsyncConnection) -> AsyncConnection:
         # The write lock is then held only while the statement runs in the driver's thread, not
         # across the trips back through the event loop that BEGIN, the statement and COMMIT

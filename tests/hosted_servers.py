@@ -1,0 +1,338 @@
+"""Servers shaped like a hosted PostgreSQL: a private cluster that takes only TLS with SCRAM
+passwords or client certificates, one that has no TLS at all, and PgBouncer in transaction
+mode in front of the first, with TLS to its clients.
+
+Each is started by the fixtures below from the machine's own programs (PostgreSQL's ``initdb``
+and ``pg_ctl``, Debian's ``pgbouncer``), on a free port, once per test process. Their
+certificates are made here by a test authority (``trustme``): the server's names only
+``localhost``, so that ``127.0.0.1`` is the wrong host name for ``verify-full``.
+
+Without those programs the tests skip with the reason; with ``REQUIRE_PGBOUNCER`` set (as in
+CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import asyncpg
+import pytest
+import trustme
+
+from tests.processes import free_port
+
+APP_USER = "app"
+APP_PASSWORD = "p@ss/w#rd"  # percent-escapes in the URL: '@', '/' and '#' all need them
+APP_DATABASE = "app"
+CERT_USER = "certuser"  # logs in with its client certificate alone
+SERVER_NAME = "localhost"
+PGBOUNCER = "/usr/sbin/pgbouncer"
+REQUIRED = "REQUIRE_PGBOUNCER"
+STARTUP_SECONDS = 60
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _missing_programs() -> str | None:
+    if _postgres_bin() is None:
+        return "PostgreSQL's server programs (initdb, pg_ctl) are not installed"
+    if not os.access(PGBOUNCER, os.X_OK):
+        return f"pgbouncer is not installed ({PGBOUNCER})"
+    return None
+
+
+def _require_programs() -> None:
+    reason = _missing_programs()
+    if reason and os.environ.get(REQUIRED):
+        pytest.fail(reason)
+    if reason:
+        pytest.skip(reason)
+
+
+class _Owner:
+    """Who runs the servers: PostgreSQL and PgBouncer refuse root, so as root the account
+    ``postgres`` does, and the servers' files are given to it."""
+
+    def __init__(self) -> None:
+        self.account = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+
+    def command(self, *args: str | Path) -> list[str]:
+        prefix = ["runuser", "-u", "postgres", "--"] if self.account else []
+        return [*prefix, *map(str, args)]
+
+    def give(self, *paths: Path) -> None:
+        if self.account:
+            for path in paths:
+                os.chown(path, self.account.pw_uid, self.account.pw_gid)
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """The test authority's files: what a client trusts and what it shows."""
+
+    ca: Path  # signed the servers' certificates and the client's
+    wrong_ca: Path  # an authority that signed nothing here
+    client_cert: Path  # CN=certuser
+    client_key: Path
+    server_cert: Path  # names localhost only
+    server_key: Path
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server's address and the URL of the app's database on it."""
+
+    host: str
+    port: int
+
+    def url(
+        self,
+        *,
+        user: str = APP_USER,
+        password: str | None = APP_PASSWORD,
+        host: str | None = None,
+        database: str = APP_DATABASE,
+        **params: str | Path,
+    ) -> str:
+        """``postgresql://app:…@localhost:PORT/app?PARAMS`` (the password percent-escaped)."""
+        credentials = quote(user, safe="")
+        if password is not None:
+            credentials += ":" + quote(password, safe="")
+        query = f"?{urlencode({k: str(v) for k, v in params.items()})}" if params else ""
+        return f"postgresql://{credentials}@{host or self.host}:{self.port}/{database}{query}"
+
+
+@dataclass(frozen=True)
+class Cluster(Server):
+    """A private PostgreSQL cluster; its superuser ``postgres`` logs in over the socket."""
+
+    directory: Path
+    log: Path
+
+    async def execute(self, *statements: str, database: str = APP_DATABASE) -> list[object]:
+        """Run ``statements`` as the superuser; the value of the last one's first column."""
+        conn = await asyncpg.connect(
+            host=str(self.directory), port=self.port, user="postgres", database=database
+        )
+        try:
+            values: list[object] = []
+            for statement in statements:
+                values = [row[0] for row in await conn.fetch(statement)]
+            return values
+        finally:
+            await conn.close()
+
+    async def fresh_database(self) -> str:
+        """A new empty database owned by the app's role (nothing migrated)."""
+        name = f"app_{os.urandom(5).hex()}"
+        await self.execute(f'CREATE DATABASE "{name}" OWNER {APP_USER}', database="postgres")
+        return name
+
+
+@dataclass(frozen=True)
+class Bouncer(Server):
+    """PgBouncer in transaction mode: its database ``app`` is the TLS cluster's."""
+
+    log: Path
+    cluster: Cluster
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port} after {STARTUP_SECONDS}s: {log}")
+
+
+def _private_directory(owner: _Owner, prefix: str) -> Path:
+    # Not under pytest's tmp_path: that is private to this account, and the servers run as
+    # another one when the tests run as root.
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    directory.chmod(0o755)
+    owner.give(directory)
+    return directory
+
+
+def _write(path: Path, text: str | bytes, owner: _Owner, mode: int = 0o644) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    path.chmod(mode)
+    owner.give(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def certificates() -> Iterator[Certificates]:
+    """A test authority's certificates, in a directory every server's account can read."""
+    _require_programs()
+    owner = _Owner()
+    authority, stranger = trustme.CA(), trustme.CA()
+    client = authority.issue_cert(CERT_USER, common_name=CERT_USER)
+    server = authority.issue_cert(SERVER_NAME)
+    directory = _private_directory(owner, "service-tls-")
+    files = Certificates(
+        ca=_write(directory / "ca.pem", authority.cert_pem.bytes(), owner),
+        wrong_ca=_write(directory / "wrong-ca.pem", stranger.cert_pem.bytes(), owner),
+        client_cert=_write(directory / "client.crt", client.cert_chain_pems[0].bytes(), owner),
+        client_key=_write(directory / "client.key", client.private_key_pem.bytes(), owner, 0o600),
+        server_cert=_write(directory / "server.crt", server.cert_chain_pems[0].bytes(), owner),
+        server_key=_write(directory / "server.key", server.private_key_pem.bytes(), owner, 0o600),
+    )
+    yield files
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _start_cluster(certificates: Certificates | None) -> Cluster:
+    """initdb, configure (TLS with ``certificates``, else none) and start a cluster."""
+    owner, bin_dir, port = _Owner(), _postgres_bin(), free_port()
+    assert bin_dir is not None
+    directory = _private_directory(owner, "service-pg-")
+    data, log = directory / "data", directory / "server.log"
+    subprocess.run(
+        owner.command(bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-N"),
+        check=True,
+        capture_output=True,
+    )
+    settings = [
+        f"port = {port}",
+        "listen_addresses = '127.0.0.1'",
+        f"unix_socket_directories = '{directory}'",
+        "fsync = off",
+        "synchronous_commit = off",
+        "full_page_writes = off",
+        "max_connections = 200",
+        "password_encryption = 'scram-sha-256'",
+    ]
+    if certificates is None:
+        settings.append("ssl = off")
+        rules = ["local all all trust", "host all all 127.0.0.1/32 scram-sha-256"]
+    else:
+        settings += [
+            "ssl = on",
+            f"ssl_cert_file = '{certificates.server_cert}'",
+            f"ssl_key_file = '{certificates.server_key}'",
+            f"ssl_ca_file = '{certificates.ca}'",
+        ]
+        # A hosted server's rules: TLS only, SCRAM passwords, and one role that shows a
+        # client certificate instead.
+        rules = [
+            "local all all trust",
+            f"hostssl all {CERT_USER} 127.0.0.1/32 cert",
+            "hostssl all all 127.0.0.1/32 scram-sha-256",
+        ]
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write("\n".join(settings) + "\n")
+    _write(data / "pg_hba.conf", "\n".join(rules) + "\n", owner, 0o600)
+    _write(log, "", owner)
+    subprocess.run(
+        owner.command(bin_dir / "pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "start"),
+        check=True,
+        capture_output=True,
+    )
+    cluster = Cluster(host=SERVER_NAME, port=port, directory=directory, log=log)
+    asyncio.run(
+        cluster.execute(
+            f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'",
+            f"CREATE ROLE {CERT_USER} LOGIN",
+            f"CREATE DATABASE {APP_DATABASE} OWNER {APP_USER}",
+            database="postgres",
+        )
+    )
+    return cluster
+
+
+def _stop_cluster(cluster: Cluster) -> None:
+    owner, bin_dir = _Owner(), _postgres_bin()
+    assert bin_dir is not None
+    subprocess.run(
+        owner.command(
+            bin_dir / "pg_ctl", "-D", cluster.directory / "data", "-m", "immediate", "stop"
+        ),
+        capture_output=True,
+    )
+    shutil.rmtree(cluster.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tls_cluster(certificates: Certificates) -> Iterator[Cluster]:
+    """A cluster as a hosted provider runs one: TLS only (``hostssl``), SCRAM passwords."""
+    cluster = _start_cluster(certificates)
+    yield cluster
+    _stop_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def plain_cluster() -> Iterator[Cluster]:
+    """A cluster without TLS (``ssl = off``): what ``sslmode=require`` must refuse."""
+    _require_programs()
+    cluster = _start_cluster(None)
+    yield cluster
+    _stop_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(tls_cluster: Cluster, certificates: Certificates) -> Iterator[Bouncer]:
+    """PgBouncer in transaction mode in front of ``tls_cluster``: TLS to its clients and to
+    the cluster, SCRAM both ways, every database name forwarded."""
+    owner, port = _Owner(), free_port()
+    directory = _private_directory(owner, "service-pgbouncer-")
+    log = _write(directory / "pgbouncer.log", "", owner)
+    users = _write(directory / "userlist.txt", f'"{APP_USER}" "{APP_PASSWORD}"\n', owner, 0o600)
+    ini = f"""\
+[databases]
+* = host=127.0.0.1 port={tls_cluster.port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+pidfile = {directory / "pgbouncer.pid"}
+logfile = {log}
+auth_type = scram-sha-256
+auth_file = {users}
+pool_mode = transaction
+max_client_conn = 1000
+default_pool_size = 8
+client_tls_sslmode = require
+client_tls_cert_file = {certificates.server_cert}
+client_tls_key_file = {certificates.server_key}
+client_tls_ca_file = {certificates.ca}
+server_tls_sslmode = verify-ca
+server_tls_ca_file = {certificates.ca}
+"""
+    config = _write(directory / "pgbouncer.ini", ini, owner)
+    with (directory / "stdout.log").open("wb") as out:
+        process = subprocess.Popen(owner.command(PGBOUNCER, config), stdout=out, stderr=out)
+    try:
+        _wait_for_port(port, process, log)
+        yield Bouncer(host=SERVER_NAME, port=port, log=log, cluster=tls_cluster)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -14,6 +14,7 @@ CI) they fail instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import pwd
@@ -25,12 +26,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import asyncpg
 import pytest
 import trustme
 
+from tests.conftest import POSTGRES_ADMIN_URL
 from tests.processes import free_port
 
 APP_USER = "app"
@@ -146,9 +148,15 @@ class Cluster(Server):
 
 @dataclass(frozen=True)
 class Bouncer(Server):
-    """PgBouncer in transaction mode: its database ``app`` is the TLS cluster's."""
+    """PgBouncer in transaction mode, with TLS to its clients."""
 
     log: Path
+
+
+@dataclass(frozen=True)
+class PooledCluster(Bouncer):
+    """PgBouncer in front of a private cluster: each of the cluster's databases by its name."""
+
     cluster: Cluster
 
 
@@ -293,17 +301,20 @@ def plain_cluster() -> Iterator[Cluster]:
     _stop_cluster(cluster)
 
 
-@pytest.fixture(scope="session")
-def pgbouncer(tls_cluster: Cluster, certificates: Certificates) -> Iterator[Bouncer]:
-    """PgBouncer in transaction mode in front of ``tls_cluster``: TLS to its clients and to
-    the cluster, SCRAM both ways, every database name forwarded."""
+@contextlib.contextmanager
+def _running_pgbouncer(
+    certificates: Certificates, databases: str, passwords: bool, server_tls: str
+) -> Iterator[tuple[int, Path]]:
+    """PgBouncer in transaction mode with TLS required of its clients, and SCRAM passwords
+    (the app's role) if ``passwords``, else anyone in: its port and log."""
     owner, port = _Owner(), free_port()
     directory = _private_directory(owner, "service-pgbouncer-")
     log = _write(directory / "pgbouncer.log", "", owner)
     users = _write(directory / "userlist.txt", f'"{APP_USER}" "{APP_PASSWORD}"\n', owner, 0o600)
+    auth = f"auth_type = scram-sha-256\nauth_file = {users}" if passwords else "auth_type = any"
     ini = f"""\
 [databases]
-* = host=127.0.0.1 port={tls_cluster.port}
+{databases}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -311,8 +322,7 @@ listen_port = {port}
 unix_socket_dir =
 pidfile = {directory / "pgbouncer.pid"}
 logfile = {log}
-auth_type = scram-sha-256
-auth_file = {users}
+{auth}
 pool_mode = transaction
 max_client_conn = 1000
 default_pool_size = 8
@@ -320,19 +330,138 @@ client_tls_sslmode = require
 client_tls_cert_file = {certificates.server_cert}
 client_tls_key_file = {certificates.server_key}
 client_tls_ca_file = {certificates.ca}
-server_tls_sslmode = verify-ca
-server_tls_ca_file = {certificates.ca}
+{server_tls}
 """
     config = _write(directory / "pgbouncer.ini", ini, owner)
     with (directory / "stdout.log").open("wb") as out:
         process = subprocess.Popen(owner.command(PGBOUNCER, config), stdout=out, stderr=out)
     try:
         _wait_for_port(port, process, log)
-        yield Bouncer(host=SERVER_NAME, port=port, log=log, cluster=tls_cluster)
+        yield port, log
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(tls_cluster: Cluster, certificates: Certificates) -> Iterator[PooledCluster]:
+    """PgBouncer in front of ``tls_cluster``: TLS to its clients and to the cluster (the
+    chain checked), SCRAM both ways, every database name forwarded."""
+    with _running_pgbouncer(
+        certificates,
+        databases=f"* = host=127.0.0.1 port={tls_cluster.port}",
+        passwords=True,
+        server_tls=f"server_tls_sslmode = verify-ca\nserver_tls_ca_file = {certificates.ca}",
+    ) as (port, log):
+        yield PooledCluster(host=SERVER_NAME, port=port, log=log, cluster=tls_cluster)
+
+
+@pytest.fixture(scope="session")
+def tls_front(certificates: Certificates) -> Iterator[Bouncer]:
+    """PgBouncer with TLS to its clients in front of the tests' PostgreSQL server (which has
+    none), logging every client in as its superuser: the app databases the other fixtures
+    make there, reached over TLS."""
+    admin = urlsplit(POSTGRES_ADMIN_URL)
+    target = f"host={admin.hostname or '127.0.0.1'} port={admin.port or 5432}"
+    with _running_pgbouncer(
+        certificates,
+        databases=f"* = {target} user={admin.username or 'postgres'}",
+        passwords=False,
+        server_tls="server_tls_sslmode = disable",
+    ) as (port, log):
+        yield Bouncer(host=SERVER_NAME, port=port, log=log)
+
+
+MARIADB_SERVER = "/usr/sbin/mariadbd"
+MARIADB_INSTALL = "/usr/bin/mariadb-install-db"
+TLS_MARIADB_USER = "tls"  # may log in over TLS only (REQUIRE SSL)
+
+
+@dataclass(frozen=True)
+class MariaDb:
+    """A private MariaDB: ``admin_url`` logs in as root without TLS (the app's own code
+    writes through it), ``TLS_MARIADB_USER`` with ``APP_PASSWORD`` over TLS only."""
+
+    port: int
+    admin_url: str
+
+
+@pytest.fixture(scope="session")
+def tls_mariadb(certificates: Certificates) -> Iterator[MariaDb]:
+    """A MariaDB with TLS (the test authority's certificate for ``localhost``)."""
+    for program in (MARIADB_SERVER, MARIADB_INSTALL):
+        if not os.access(program, os.X_OK):
+            reason = f"MariaDB's server programs are not installed ({program})"
+            if os.environ.get(REQUIRED) or os.environ.get("REQUIRE_MARIADB"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+    directory, port = Path(tempfile.mkdtemp(prefix="service-mariadb-")), free_port()
+    data, log = directory / "data", directory / "server.log"
+    as_root = ["--user=root"] if os.geteuid() == 0 else []  # it refuses root unless told
+    subprocess.run(
+        [
+            MARIADB_INSTALL,
+            "--no-defaults",
+            f"--datadir={data}",
+            *as_root,
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(
+        [
+            MARIADB_SERVER,
+            "--no-defaults",
+            f"--datadir={data}",
+            *as_root,
+            f"--socket={directory / 'socket'}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--skip-name-resolve",
+            f"--log-error={log}",
+            f"--pid-file={directory / 'pid'}",
+            "--innodb-buffer-pool-size=16M",
+            "--innodb-log-file-size=16M",
+            f"--ssl-ca={certificates.ca}",
+            f"--ssl-cert={certificates.server_cert}",
+            f"--ssl-key={certificates.server_key}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, server, log)
+        grants = [
+            # root@127.0.0.1 exists already, without a password.
+            f"CREATE USER '{TLS_MARIADB_USER}'@'127.0.0.1' IDENTIFIED BY '{APP_PASSWORD}'"
+            " REQUIRE SSL",
+            f"GRANT ALL ON *.* TO '{TLS_MARIADB_USER}'@'127.0.0.1'",
+        ]
+        subprocess.run(
+            [
+                "mariadb",
+                "--no-defaults",
+                "-S",
+                str(directory / "socket"),
+                "-u",
+                "root",
+                "-e",
+                ";".join(grants),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield MariaDb(port=port, admin_url=f"mysql://root@127.0.0.1:{port}/test")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
         shutil.rmtree(directory, ignore_errors=True)

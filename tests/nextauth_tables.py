@@ -82,8 +82,10 @@ def mysql_parts(url: str = MARIADB_ADMIN_URL) -> dict[str, object]:
     }
 
 
-async def mariadb_execute(*statements: str, database: str | None = None) -> None:
-    conn = await asyncmy.connect(**mysql_parts(), database=database)
+async def mariadb_execute(
+    *statements: str, database: str | None = None, server: str = MARIADB_ADMIN_URL
+) -> None:
+    conn = await asyncmy.connect(**mysql_parts(server), database=database)
     try:
         async with conn.cursor() as cursor:
             for statement in statements:
@@ -122,11 +124,13 @@ def postgres_base() -> str:
 
 
 class AppDatabases:
-    """Each setup's database, made on first use and dropped at the end of the session."""
+    """Each setup's database, made on first use and dropped at the end of the session; the
+    MariaDB ones on the server of ``mariadb_url``."""
 
-    def __init__(self, app: NodeApp, folder: Path) -> None:
+    def __init__(self, app: NodeApp, folder: Path, mariadb_url: str = MARIADB_ADMIN_URL) -> None:
         self.app = app
         self.folder = folder
+        self.mariadb_url = mariadb_url
         self._made: dict[str, AppDatabase] = {}
 
     def __getitem__(self, setup_name: str) -> AppDatabase:
@@ -144,9 +148,10 @@ class AppDatabases:
                     conn.execute(statement)
             database = AppDatabase(setup, str(path), f"sqlite:///{path}", str(path))
         elif setup.kind == "mysql":
-            asyncio.run(mariadb_execute(f"CREATE DATABASE `{name}`"))
-            asyncio.run(mariadb_execute(*setup.ddl, database=name))
-            base = MARIADB_ADMIN_URL.rsplit("/", 1)[0]
+            server = self.mariadb_url
+            asyncio.run(mariadb_execute(f"CREATE DATABASE `{name}`", server=server))
+            asyncio.run(mariadb_execute(*setup.ddl, database=name, server=server))
+            base = server.rsplit("/", 1)[0]
             zone = APP_SESSION_TIME_ZONE.replace("+", "%2B")
             node = f"{base}/{name}?session_time_zone={zone}"
             database = AppDatabase(setup, node, f"{base}/{name}", name)
@@ -172,4 +177,5 @@ class AppDatabases:
                     admin_execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
                 )
             elif database.setup.kind == "mysql":
-                asyncio.run(mariadb_execute(f"DROP DATABASE IF EXISTS `{database.name}`"))
+                drop = f"DROP DATABASE IF EXISTS `{database.name}`"
+                asyncio.run(mariadb_execute(drop, server=self.mariadb_url))

@@ -22,7 +22,7 @@ def db_upgrade(revision: str) -> None:
     settings = load_settings()
     # Loaded when the command runs (see the module's docstring).
     from service.store import migrations
-    from service.store.engine import describe_db_error
+    from service.store.db_errors import describe_db_error
 
     try:
         migrations.upgrade(settings, revision)

@@ -34,9 +34,13 @@ def is_misconfiguration(error: BaseException) -> bool:
 
 
 def _mismatched_tls(text: str) -> bool:
-    return "rejected SSL upgrade" in text or (
-        "no pg_hba.conf entry" in text and "no encryption" in text
-    )
+    return "rejected SSL upgrade" in text or _refuses_plain(text)
+
+
+def _refuses_plain(text: str) -> bool:
+    # PostgreSQL's pg_hba.conf has no line for a connection without TLS; PgBouncer's
+    # client_tls_sslmode=require answers a plain login with "SSL required".
+    return ("no pg_hba.conf entry" in text and "no encryption" in text) or text == "SSL required"
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -74,11 +78,8 @@ def _reason(error: BaseException) -> str | None:
         return (
             "the server does not offer TLS, and sslmode asks for it: use sslmode=disable or prefer"
         )
-    if "no pg_hba.conf entry" in text and "no encryption" in text:
-        return (
-            "the server refuses connections without TLS (pg_hba.conf): use sslmode=require"
-            " or stronger"
-        )
+    if _refuses_plain(text):
+        return "the server refuses connections without TLS: use sslmode=require or stronger"
     if isinstance(error, TimeoutError):
         return "no answer in time (connect_timeout, or a query's bound): is the server stuck?"
     return None

@@ -1,33 +1,20 @@
-"""Engines and connections: an engine for the settings' database (its backend makes it), the
-three ways the store uses a connection (a write transaction, a single statement, a read), and
-the translation of driver errors into domain errors."""
+"""Engines and connections: an engine for the settings' database (its backend makes it), and
+the three ways the store uses a connection (a write transaction, a single statement, a read),
+each raising ``DatabaseUnavailable`` when the database fails."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
-from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.config import Settings
-from service.errors import DatabaseUnavailable
 from service.store.backend import backend_for, backend_of
 from service.store.backends.base import READ_ONLY
-from service.store.connect_errors import connection_problem, is_misconfiguration
+from service.store.db_errors import UNAVAILABLE, unavailable
 
-__all__ = [
-    "UNAVAILABLE",
-    "create_engine",
-    "describe_db_error",
-    "reading",
-    "single_statement",
-    "transaction",
-    "unavailable",
-]
-
-# Every driver failure of a write means the same to a caller: it did not happen; retry later.
-UNAVAILABLE = (exc.DBAPIError, exc.TimeoutError, OSError)
+__all__ = ["create_engine", "reading", "single_statement", "transaction"]
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -71,23 +58,3 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
     except UNAVAILABLE as error:
         raise unavailable(error) from error
-
-
-def unavailable(error: BaseException) -> DatabaseUnavailable:
-    """The domain error of a driver's failure: its reason in one line, and whether the
-    connection's settings are at fault."""
-    return DatabaseUnavailable(describe_db_error(error), misconfigured=is_misconfiguration(error))
-
-
-def describe_db_error(error: BaseException) -> str:
-    """A one-line reason without SQL text or parameters (they may hold user data)."""
-    problem = connection_problem(error)
-    if problem is not None:
-        return problem
-    if isinstance(error, exc.DBAPIError) and error.orig is not None:
-        # asyncpg's errors arrive wrapped in the dialect's adapter class; name the driver's own.
-        cause = error.orig.__cause__ if error.orig.__cause__ is not None else error.orig
-        lines = str(cause).splitlines() or [""]
-        return f"{type(cause).__name__}: {lines[0]}"
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import ConfigError, Settings
+from service.errors import DatabaseUnavailable
 from service.http import nextauth
 from service.http.app import create_app
 from service.http.app_sessions import lookup
@@ -33,6 +34,13 @@ from service.http.app_sessions.reader import check_app_database
 from service.http.keys import NEXTAUTH
 from service.http.nextauth import EXPIRED, NextAuthReader
 from tests.conftest import SQLITE_ONLY
+from tests.hosted_servers import (
+    APP_PASSWORD,
+    TLS_MARIADB_USER,
+    Bouncer,
+    Certificates,
+    MariaDb,
+)
 from tests.integration.test_api import assert_problem, rows
 from tests.integration.test_nextauth_reader import Clock
 from tests.nextauth_apps import NodeApp
@@ -380,3 +388,79 @@ def test_service_serve_stops_with_one_line_naming_the_setting(
     assert result.exit_code == 2, result.output
     [line] = result.output.strip().splitlines()
     assert line.startswith('error: NEXTAUTH_SESSIONS_TABLE: no table "Session"')
+
+
+@pytest.mark.parametrize("app", ["pg"], indirect=True)
+async def test_sessions_are_read_over_tls_as_a_hosted_url_says(
+    app: App,
+    aiohttp_client: Any,
+    settings: Settings,
+    engine: AsyncEngine,
+    tls_front: Bouncer,
+    certificates: Certificates,
+) -> None:
+    # The app's URL as a hosted provider's pooler gives it: TLS required, pgbouncer=true.
+    # The pooler refuses clients without TLS, and the certificate is checked to its host.
+    hosted = tls_front.url(
+        user="postgres",
+        password=None,
+        database=app.database.name,
+        sslmode="verify-full",
+        sslrootcert=certificates.ca,
+        pgbouncer="true",
+    )
+    client = await service(aiohttp_client, settings, app.database, url=hosted)
+    signed_in = app.sign_in(time.time() + DAY, **ADA)
+    response = await client.post("/api", headers=cookie(signed_in))
+    assert response.status == 200, await response.text()
+    assert (await last_user(engine))["name"] == ADA["name"]
+    plain = tls_front.url(user="postgres", password=None, database=app.database.name)
+    with pytest.raises(DatabaseUnavailable) as refused_plain:
+        await service(aiohttp_client, settings, app.database, url=plain + "?sslmode=disable")
+    assert refused_plain.value.misconfigured
+    assert "the server refuses connections without TLS" in str(refused_plain.value)
+
+
+@pytest.fixture(scope="session")
+def tls_app_databases(
+    node_app: NodeApp, tls_mariadb: MariaDb, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppDatabases]:
+    made = AppDatabases(node_app, tmp_path_factory.mktemp("tls-apps"), tls_mariadb.admin_url)
+    yield made
+    made.drop()
+
+
+@pytest.fixture
+def tls_mariadb_app(node_app: NodeApp, tls_app_databases: AppDatabases) -> App:
+    """Prisma's tables (through Kysely) on the MariaDB with TLS."""
+    return App(node_app, tls_app_databases["kysely-mysql"])
+
+
+@pytest.mark.parametrize(
+    "tls", ["ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}", "sslaccept=strict&sslcert={ca}"]
+)
+async def test_sessions_are_read_from_mariadb_over_tls(
+    tls_mariadb_app: App,
+    tls_mariadb: MariaDb,
+    certificates: Certificates,
+    aiohttp_client: Any,
+    settings: Settings,
+    engine: AsyncEngine,
+    tls: str,
+) -> None:
+    # The service's role may log in over TLS only (REQUIRE SSL); the names are MySQL's own
+    # and Prisma's, the certificate checked to its host.
+    app = tls_mariadb_app
+    credentials = f"{TLS_MARIADB_USER}:{quote(APP_PASSWORD, safe='')}"
+    where = f"mysql://{credentials}@localhost:{tls_mariadb.port}/{app.database.name}"
+    url = f"{where}?{tls.format(ca=certificates.ca)}"
+    client = await service(aiohttp_client, settings, app.database, url=url)
+    signed_in = app.sign_in(time.time() + DAY, **ADA)
+    response = await client.post("/api", headers=cookie(signed_in))
+    assert response.status == 200, await response.text()
+    assert (await last_user(engine))["name"] == ADA["name"]
+    wrong = f"{where}?ssl-mode=VERIFY_IDENTITY&ssl-ca={certificates.wrong_ca}"
+    with pytest.raises(DatabaseUnavailable) as refused_wrong:
+        await service(aiohttp_client, settings, app.database, url=wrong)
+    assert refused_wrong.value.misconfigured
+    assert "not signed by a CA this client trusts" in str(refused_wrong.value)

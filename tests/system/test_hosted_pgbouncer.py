@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import bearer
 from tests.fake_inngest import running_fake
-from tests.hosted_servers import APP_USER, Bouncer, Certificates, Cluster
+from tests.hosted_servers import APP_USER, Certificates, Cluster, PooledCluster
 from tests.processes import free_port, service_env, spawn, stop, wait_http
 from tests.relay_harness import EVENT_KEY
 
@@ -76,7 +76,7 @@ def _assert_quiet(*logs: Path) -> None:
 
 
 async def test_behind_pgbouncer_every_event_is_delivered_once_and_relays_are_woken(
-    pgbouncer: Bouncer, certificates: Certificates, tmp_path: Path
+    pgbouncer: PooledCluster, certificates: Certificates, tmp_path: Path
 ) -> None:
     database = await pgbouncer.cluster.fresh_database()
     tls = {"sslmode": "verify-full", "sslrootcert": certificates.ca}
@@ -107,7 +107,7 @@ async def test_behind_pgbouncer_every_event_is_delivered_once_and_relays_are_wok
 
 
 async def test_behind_pgbouncer_without_a_direct_url_relays_poll_and_say_so_once(
-    pgbouncer: Bouncer, certificates: Certificates, tmp_path: Path
+    pgbouncer: PooledCluster, certificates: Certificates, tmp_path: Path
 ) -> None:
     database = await pgbouncer.cluster.fresh_database()
     tls = {"sslmode": "verify-full", "sslrootcert": certificates.ca}

@@ -33,7 +33,7 @@ from service.http.app_sessions.expires import UnreadableExpires, epoch_seconds
 from service.http.app_sessions.presets import Column, Layout
 from service.http.nextauth import EXPIRED, DigestMemory, SessionRefused
 from service.store.backends.postgres_connect import pool_connect_args
-from service.store.engine import UNAVAILABLE, describe_db_error
+from service.store.db_errors import UNAVAILABLE, describe_db_error
 from service.store.tls import client_context
 
 __all__ = ["DatabaseSessions", "SessionsUnavailable", "create_app_engine", "lookup_statement"]

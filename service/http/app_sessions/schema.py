@@ -15,7 +15,7 @@ from service.errors import DatabaseUnavailable
 from service.http.app_sessions.expires import column_kind
 from service.http.app_sessions.presets import Column, Layout
 from service.store.connect_errors import is_misconfiguration
-from service.store.engine import UNAVAILABLE, describe_db_error
+from service.store.db_errors import UNAVAILABLE, describe_db_error
 
 __all__ = ["check_layout"]
 

@@ -54,7 +54,9 @@ run: $(STAMP)
 
 ## The whole test suite: tests/unit, tests/integration (SQLite and PostgreSQL, and MariaDB for
 ## the app's database sessions; the PostgreSQL and MariaDB tests skip with a reason if the
-## server is absent, and fail instead with REQUIRE_POSTGRES / REQUIRE_MARIADB set) and
+## server is absent, and fail instead with REQUIRE_POSTGRES / REQUIRE_MARIADB set; the
+## hosted-database tests start private TLS clusters, MariaDB and PgBouncer from the machine's
+## programs, and skip without them, or fail with REQUIRE_PGBOUNCER set) and
 ## tests/system (real processes; the JS clients' tests skip without node, and fail instead when
 ## CI is set)
 test: $(STAMP) $(JS_STAMPS)

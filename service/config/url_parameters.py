@@ -22,6 +22,7 @@ __all__ = [
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 TARGET_SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
 SSL_ACCEPT = ("strict", "accept_invalid_certs")
+CHANNEL_BINDING = ("disable", "prefer", "require")
 
 
 def port(raw: str) -> int:
@@ -95,6 +96,17 @@ def _ports_parameter(values: dict[str, Any], raw: str) -> None:
     values["port"] = tuple(port(p) for p in raw.split(","))
 
 
+def _channel_binding(values: dict[str, Any], raw: str) -> None:
+    # The driver logs in with SCRAM-SHA-256 without channel binding: "prefer" (libpq's
+    # default) and "disable" are met as they are; "require" cannot be.
+    if _one_of(raw, CHANNEL_BINDING) == "require":
+        raise ValueError(
+            "require cannot be met: the driver does not bind its SCRAM login to the TLS"
+            " channel; use channel_binding=prefer with sslmode=verify-full, which checks the"
+            " server's certificate instead"
+        )
+
+
 def _sslrootcert(raw: str) -> str:
     return "system" if raw == "system" else readable_file(raw)
 
@@ -118,6 +130,7 @@ PARAMETERS: dict[str, Callable[[dict[str, Any], str], None]] = {
         "target_session_attrs", lambda raw: _one_of(raw, TARGET_SESSION_ATTRS)
     ),
     "passfile": _set("passfile", readable_file),
+    "channel_binding": _channel_binding,
     # Prisma's
     "schema": _set("schema", str),
     "connection_limit": _set("connection_limit", lambda raw: whole(raw, 1, 100)),

@@ -24,7 +24,7 @@ import dockerfile
 import pytest
 import yaml
 from click.testing import CliRunner
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from service.cli.main import main as cli
 from service.config import Settings
@@ -47,6 +47,16 @@ THIRD_PARTY_VARIABLES = {
             "POSTGRES_INITDB_ARGS",
             "POSTGRES_HOST_AUTH_METHOD",
             "PGDATA",
+        }
+    ),
+    "pgbouncer": frozenset(
+        {
+            "DATABASE_URL",
+            "POOL_MODE",
+            "AUTH_TYPE",
+            "LISTEN_PORT",
+            "MAX_CLIENT_CONN",
+            "DEFAULT_POOL_SIZE",
         }
     ),
     "inngest": frozenset(
@@ -289,16 +299,35 @@ def test_third_party_variables_are_whitelisted(name: str) -> None:
     assert not unknown, f"{name} sets variables its image does not read: {sorted(unknown)}"
 
 
-def test_the_database_url_points_at_the_postgres_service() -> None:
+def _credentials_of_postgres(url: URL) -> None:
     postgres = environment(SERVICES["postgres"])
+    assert url.username == postgres["POSTGRES_USER"]
+    assert url.password == postgres["POSTGRES_PASSWORD"]
+    assert url.database == postgres["POSTGRES_DB"]
+
+
+def test_queries_go_through_pgbouncer_and_sessions_to_postgres() -> None:
     assert SERVICES["postgres"]["image"].split(":")[1].startswith("15")
+    pooler = environment(SERVICES["pgbouncer"])
+    assert pooler["POOL_MODE"] == "transaction"
+    behind = make_url(pooler["DATABASE_URL"])
+    assert (behind.host, behind.port or 5432) == ("postgres", 5432)
+    _credentials_of_postgres(behind)
     for name, service in OURS.items():
-        url = make_url(Settings.from_env(environment(service)).database_url)
-        assert url.host == "postgres", name
-        assert (url.port or 5432) == 5432
-        assert url.username == postgres["POSTGRES_USER"]
-        assert url.password == postgres["POSTGRES_PASSWORD"]
-        assert url.database == postgres["POSTGRES_DB"]
+        settings = Settings.from_env(environment(service))
+        assert settings.postgres.pgbouncer, f"{name} must know it goes through a pooler"
+        url = make_url(settings.database_url)
+        assert (url.host, url.port) == ("pgbouncer", int(pooler["LISTEN_PORT"])), name
+        _credentials_of_postgres(url)
+        direct = make_url(settings.database_direct_url)
+        assert (direct.host, direct.port or 5432) == ("postgres", 5432), name
+        _credentials_of_postgres(direct)
+
+
+def test_what_queries_through_the_pooler_waits_for_it() -> None:
+    assert SERVICES["pgbouncer"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in [*running("serve"), *running("relay")]:
+        assert SERVICES[name]["depends_on"]["pgbouncer"]["condition"] == "service_healthy", name
 
 
 def test_postgres_is_healthy_before_migrations_and_keeps_its_data() -> None:

@@ -63,6 +63,8 @@ def test_libpq_defaults() -> None:
         ("sslmode=disable&sslaccept=strict", "sslaccept is given but sslmode=disable"),
         ("pgbouncer=true&statement_cache_size=100", "pgbouncer=true turns prepared statements"),
         ("schema=Bad-Name", "schema: must be 1 to 48 lower-case letters"),
+        ("channel_binding=require", "channel_binding=require: require cannot be met"),
+        ("channel_binding=always", "channel_binding=always: takes one of disable, prefer"),
     ],
 )
 def test_a_bad_parameter_is_one_line_naming_it(query: str, reason: str) -> None:
@@ -246,3 +248,24 @@ def test_a_mysql_url_in_mysqls_words_and_prismas(tmp_path: Path) -> None:
     ):
         with pytest.raises(ValueError, match=says):
             parse_mysql_url(f"mysql://u@db/a?{query}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # Neon, pooled and direct
+        "postgresql://app:pw@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/neondb"
+        "?sslmode=require&channel_binding=prefer&pgbouncer=true",
+        "postgresql://app:pw@ep-cool-darkness-123456.us-east-2.aws.neon.tech/neondb"
+        "?sslmode=verify-full&sslrootcert=system",
+        # Supabase's pooler (transaction mode) and its direct port
+        "postgres://postgres.abcdefghijklmnop:pw@aws-0-eu-central-1.pooler.supabase.com:6543"
+        "/postgres?pgbouncer=true&connection_limit=1",
+        "postgres://postgres:pw@db.abcdefghijklmnop.supabase.co:5432/postgres?sslmode=require",
+        # Heroku
+        "postgres://u1a2b3:p4ss@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d5e6f7?sslmode=require",
+    ],
+)
+def test_hosted_providers_urls_are_read(url: str) -> None:
+    settings = Settings.from_env({"DATABASE_URL": url})
+    assert settings.postgres.tls_required or settings.postgres.pgbouncer

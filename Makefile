@@ -93,7 +93,7 @@ docs: $(STAMP)
 ## pgbench, SQLite and PostgreSQL at 127.0.0.1:5432): tables on stdout, JSON in bench/results/.
 ## All run; the target fails if any did.
 bench: $(STAMP) $(JS_STAMPS) bench/graphile/node_modules/.installed
-	@status=0; for name in ingest events relay lag inline faults startup app_transactions; do \
+	@status=0; for name in ingest events relay lag inline faults startup app_transactions hosted; do \
 		$(BIN)/python bench/$$name.py || status=1; \
 	done; exit $$status
 

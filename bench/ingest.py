@@ -201,10 +201,17 @@ def print_summary(summary: list[dict[str, Any]], args: argparse.Namespace) -> No
     )
 
 
-async def bench(args: argparse.Namespace, procs: Processes) -> int:
+async def prepared_load(args: argparse.Namespace, name: str) -> tuple[str, Path]:
+    """wrk, and the file of a ``--body-bytes`` body in bench ``name``'s scratch directory
+    (its bytes also in ``args.body``, for the warm-ups)."""
     wrk = await ensure_wrk()
-    body = write_body(args.body_bytes, workdir(NAME))
+    body = write_body(args.body_bytes, workdir(name))
     args.body = body.read_bytes()
+    return wrk, body
+
+
+async def bench(args: argparse.Namespace, procs: Processes) -> int:
+    wrk, body = await prepared_load(args, NAME)
     kinds = await backends(args.db)
     targets = ["bare", *kinds]
     if reason := js_reason():

@@ -172,15 +172,17 @@ async def drain(
     receiver: Receiver,
     rows: int,
     args: argparse.Namespace,
+    **extra: str,
 ) -> dict[str, Any]:
-    """Run ``service relay`` until nothing is pending, sampling its progress and VmRSS.
+    """Run ``service relay`` (with the settings of ``extra``) until nothing is pending,
+    sampling its progress and VmRSS.
 
     Progress comes from the receiver's count (free); the database is asked only whether any
     row is still pending, once the receiver has seen them all or every few seconds: counting
     pending rows costs the database a scan of the backlog, which would slow the relay down.
     """
     timeout = args.timeout or 60 + rows / 500
-    relay = start_relay(procs, f"relay-{db.kind}", db.url, receiver.url)
+    relay = start_relay(procs, f"relay-{db.kind}", db.url, receiver.url, **extra)
     started = time.monotonic()
     samples: list[dict[str, Any]] = []
     query_ms: list[float] = []

@@ -13,7 +13,6 @@ CI) they fail instead.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import glob
 import os
@@ -50,7 +49,8 @@ def _postgres_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _missing_programs() -> str | None:
+def missing_programs() -> str | None:
+    """Why the servers of this module cannot start here, or None."""
     if _postgres_bin() is None:
         return "PostgreSQL's server programs (initdb, pg_ctl) are not installed"
     if not os.access(PGBOUNCER, os.X_OK):
@@ -59,7 +59,7 @@ def _missing_programs() -> str | None:
 
 
 def _require_programs() -> None:
-    reason = _missing_programs()
+    reason = missing_programs()
     if reason and os.environ.get(REQUIRED):
         pytest.fail(reason)
     if reason:
@@ -192,29 +192,52 @@ def _write(path: Path, text: str | bytes, owner: _Owner, mode: int = 0o644) -> P
     return path
 
 
-@pytest.fixture(scope="session")
-def certificates() -> Iterator[Certificates]:
+@contextlib.contextmanager
+def issued_certificates() -> Iterator[Certificates]:
     """A test authority's certificates, in a directory every server's account can read."""
-    _require_programs()
     owner = _Owner()
     authority, stranger = trustme.CA(), trustme.CA()
     client = authority.issue_cert(CERT_USER, common_name=CERT_USER)
     server = authority.issue_cert(SERVER_NAME)
     directory = _private_directory(owner, "service-tls-")
-    files = Certificates(
-        ca=_write(directory / "ca.pem", authority.cert_pem.bytes(), owner),
-        wrong_ca=_write(directory / "wrong-ca.pem", stranger.cert_pem.bytes(), owner),
-        client_cert=_write(directory / "client.crt", client.cert_chain_pems[0].bytes(), owner),
-        client_key=_write(directory / "client.key", client.private_key_pem.bytes(), owner, 0o600),
-        server_cert=_write(directory / "server.crt", server.cert_chain_pems[0].bytes(), owner),
-        server_key=_write(directory / "server.key", server.private_key_pem.bytes(), owner, 0o600),
-    )
-    yield files
-    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        yield Certificates(
+            ca=_write(directory / "ca.pem", authority.cert_pem.bytes(), owner),
+            wrong_ca=_write(directory / "wrong-ca.pem", stranger.cert_pem.bytes(), owner),
+            client_cert=_write(directory / "client.crt", client.cert_chain_pems[0].bytes(), owner),
+            client_key=_write(
+                directory / "client.key", client.private_key_pem.bytes(), owner, 0o600
+            ),
+            server_cert=_write(directory / "server.crt", server.cert_chain_pems[0].bytes(), owner),
+            server_key=_write(
+                directory / "server.key", server.private_key_pem.bytes(), owner, 0o600
+            ),
+        )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
-def _start_cluster(certificates: Certificates | None) -> Cluster:
-    """initdb, configure (TLS with ``certificates``, else none) and start a cluster."""
+@pytest.fixture(scope="session")
+def certificates() -> Iterator[Certificates]:
+    _require_programs()
+    with issued_certificates() as files:
+        yield files
+
+
+@contextlib.contextmanager
+def running_cluster(
+    certificates: Certificates | None, *, plain_too: bool = False
+) -> Iterator[Cluster]:
+    """A cluster started for the block: with TLS (``certificates``), or none. With TLS it
+    takes only TLS connections unless ``plain_too``."""
+    cluster = _start_cluster(certificates, plain_too)
+    try:
+        yield cluster
+    finally:
+        _stop_cluster(cluster)
+
+
+def _start_cluster(certificates: Certificates | None, plain_too: bool) -> Cluster:
     owner, bin_dir, port = _Owner(), _postgres_bin(), free_port()
     assert bin_dir is not None
     directory = _private_directory(owner, "service-pg-")
@@ -249,7 +272,7 @@ def _start_cluster(certificates: Certificates | None) -> Cluster:
         rules = [
             "local all all trust",
             f"hostssl all {CERT_USER} 127.0.0.1/32 cert",
-            "hostssl all all 127.0.0.1/32 scram-sha-256",
+            f"{'host' if plain_too else 'hostssl'} all all 127.0.0.1/32 scram-sha-256",
         ]
     with (data / "postgresql.conf").open("a") as conf:
         conf.write("\n".join(settings) + "\n")
@@ -260,16 +283,31 @@ def _start_cluster(certificates: Certificates | None) -> Cluster:
         check=True,
         capture_output=True,
     )
-    cluster = Cluster(host=SERVER_NAME, port=port, directory=directory, log=log)
-    asyncio.run(
-        cluster.execute(
-            f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'",
-            f"CREATE ROLE {CERT_USER} LOGIN",
-            f"CREATE DATABASE {APP_DATABASE} OWNER {APP_USER}",
-            database="postgres",
+    for statement in (
+        f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'",
+        f"CREATE ROLE {CERT_USER} LOGIN",
+        f"CREATE DATABASE {APP_DATABASE} OWNER {APP_USER}",
+    ):
+        subprocess.run(
+            [
+                bin_dir / "psql",
+                "-h",
+                directory,
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                statement,
+            ],
+            check=True,
+            capture_output=True,
         )
-    )
-    return cluster
+    return Cluster(host=SERVER_NAME, port=port, directory=directory, log=log)
 
 
 def _stop_cluster(cluster: Cluster) -> None:
@@ -287,26 +325,29 @@ def _stop_cluster(cluster: Cluster) -> None:
 @pytest.fixture(scope="session")
 def tls_cluster(certificates: Certificates) -> Iterator[Cluster]:
     """A cluster as a hosted provider runs one: TLS only (``hostssl``), SCRAM passwords."""
-    cluster = _start_cluster(certificates)
-    yield cluster
-    _stop_cluster(cluster)
+    with running_cluster(certificates) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
 def plain_cluster() -> Iterator[Cluster]:
     """A cluster without TLS (``ssl = off``): what ``sslmode=require`` must refuse."""
     _require_programs()
-    cluster = _start_cluster(None)
-    yield cluster
-    _stop_cluster(cluster)
+    with running_cluster(None) as cluster:
+        yield cluster
 
 
 @contextlib.contextmanager
-def _running_pgbouncer(
-    certificates: Certificates, databases: str, passwords: bool, server_tls: str
+def running_pgbouncer(
+    certificates: Certificates,
+    databases: str,
+    passwords: bool,
+    server_tls: str,
+    client_tls: str = "require",
 ) -> Iterator[tuple[int, Path]]:
-    """PgBouncer in transaction mode with TLS required of its clients, and SCRAM passwords
-    (the app's role) if ``passwords``, else anyone in: its port and log."""
+    """PgBouncer in transaction mode with TLS to its clients as ``client_tls`` says
+    (``require``: only TLS), and SCRAM passwords (the app's role) if ``passwords``, else
+    anyone in: its port and log."""
     owner, port = _Owner(), free_port()
     directory = _private_directory(owner, "service-pgbouncer-")
     log = _write(directory / "pgbouncer.log", "", owner)
@@ -326,7 +367,7 @@ logfile = {log}
 pool_mode = transaction
 max_client_conn = 1000
 default_pool_size = 8
-client_tls_sslmode = require
+client_tls_sslmode = {client_tls}
 client_tls_cert_file = {certificates.server_cert}
 client_tls_key_file = {certificates.server_key}
 client_tls_ca_file = {certificates.ca}
@@ -351,7 +392,7 @@ client_tls_ca_file = {certificates.ca}
 def pgbouncer(tls_cluster: Cluster, certificates: Certificates) -> Iterator[PooledCluster]:
     """PgBouncer in front of ``tls_cluster``: TLS to its clients and to the cluster (the
     chain checked), SCRAM both ways, every database name forwarded."""
-    with _running_pgbouncer(
+    with running_pgbouncer(
         certificates,
         databases=f"* = host=127.0.0.1 port={tls_cluster.port}",
         passwords=True,
@@ -367,7 +408,7 @@ def tls_front(certificates: Certificates) -> Iterator[Bouncer]:
     make there, reached over TLS."""
     admin = urlsplit(POSTGRES_ADMIN_URL)
     target = f"host={admin.hostname or '127.0.0.1'} port={admin.port or 5432}"
-    with _running_pgbouncer(
+    with running_pgbouncer(
         certificates,
         databases=f"* = {target} user={admin.username or 'postgres'}",
         passwords=False,

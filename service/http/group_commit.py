@@ -4,10 +4,11 @@ Two kinds of request feed it: ``POST /api`` submits an ``openapi/app.sync`` even
 the statement completes with the app settings (``submit_sync``), and ``POST /e/{key}``
 submits an app's complete events, all or nothing (``submit_events``). Each request waits
 until the transaction holding its events has committed, so a 200 still means "durably in the
-outbox". One writer task takes whatever queued while the previous commit was running: under
-load the batches grow by themselves, and a lone request is written at once without waiting
-on a timer. A batch reads the app settings in the same transaction as it inserts, so every
-sync event carries the settings that were committed when it was written.
+outbox". One writer task takes whatever queued while the previous commit was running (or
+while the store's ``concurrency`` commits were): under load the batches grow by themselves,
+and a lone request is written at once without waiting on a timer. A batch reads the app
+settings in the same transaction as it inserts, so every sync event carries the settings that
+were committed when it was written.
 """
 
 from __future__ import annotations
@@ -138,17 +139,21 @@ class OutboxWriter:
         await self._store.close()
 
     async def _run(self) -> None:
+        writing: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            writing.discard(task)
+            self._wake.set()  # what queued meanwhile is the next batch
+
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if not self._syncs and not self._sends:
-                if self._closing:
-                    return
-                continue
-            syncs, sends = self._take()
-            if self._syncs or self._sends or self._closing:
-                self._wake.set()
-            await self._write(syncs, sends)
+            while (self._syncs or self._sends) and len(writing) < self._store.concurrency:
+                task = asyncio.create_task(self._write(*self._take()), name="outbox-write")
+                writing.add(task)
+                task.add_done_callback(finished)
+            if self._closing and not writing and not self._syncs and not self._sends:
+                return
 
     def _take(self) -> tuple[list[_SyncRequest], list[_EventsRequest]]:
         """The next batch: at most MAX_BATCH_ROWS rows, or one request larger than that."""

@@ -53,7 +53,9 @@ def unclaimed(shells: Sequence[EventShell], held: Held) -> Sequence[EventShell]:
 
 
 class BatchStore(Protocol):
-    """Writes one group commit."""
+    """Writes group commits: up to ``concurrency`` of them at once."""
+
+    concurrency: int
 
     async def write(
         self, claims: Sequence[Claim], shells: Sequence[EventShell], events: Sequence[NewEvent]

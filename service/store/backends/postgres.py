@@ -31,6 +31,8 @@ __all__ = ["PostgresBackend"]
 
 log = logging.getLogger(__name__)
 
+WRITERS_BEHIND_POOLER = 3
+
 
 class PostgresBackend:
     """PostgreSQL, the backend for more than one host."""
@@ -66,7 +68,7 @@ class PostgresBackend:
         """The pool's size and how many more it may open at peaks.
 
         Prisma's ``connection_limit`` bounds every connection a process opens with
-        ``DATABASE_URL``: the group commit's own connection, and the relay's listening one
+        ``DATABASE_URL``: the group commit's own connections, and the relay's listening one
         when no other URL is given for it, come out of it (the pool keeps at least one).
         Without it, ``DB_POOL_SIZE`` connections and as many again at peaks.
         """
@@ -75,7 +77,7 @@ class PostgresBackend:
         if limit is None:
             return s.db_pool_size, s.db_pool_size
         listens_here = not s.database_direct_url and not s.postgres.pgbouncer
-        return max(1, limit - 1 - int(listens_here)), 0
+        return max(1, limit - self.batch_writers - int(listens_here)), 0
 
     def migration_engine(self) -> AsyncEngine:
         # Migrations need no session state today, but alembic's scripts may: they take the
@@ -172,5 +174,12 @@ class PostgresBackend:
     def grant_sender(self, role: str) -> list[str]:
         return self.sql.grant_sender(role)
 
+    @property
+    def batch_writers(self) -> int:
+        """Group commits in flight at once. Behind a transaction pooler each costs four round
+        trips instead of one (BEGIN, the statement prepared afresh, its execution, COMMIT):
+        a few overlapping commits keep that latency from bounding the intake."""
+        return WRITERS_BEHIND_POOLER if self.settings.postgres.pgbouncer else 1
+
     def open_batch_store(self) -> BatchStore:
-        return PostgresBatchStore(self.settings.postgres, self.sql)
+        return PostgresBatchStore(self.settings.postgres, self.sql, self.batch_writers)

@@ -1,5 +1,6 @@
-"""The PostgreSQL group commit: one asyncpg connection of its own, the backend's outbox INSERT
-as one statement per batch (with idempotency claims, one transaction), and its ``NOTIFY``.
+"""The PostgreSQL group commit: asyncpg connections of its own (one per commit in flight),
+the backend's outbox INSERT as one statement per batch (with idempotency claims, one
+transaction), and its ``NOTIFY``.
 
 It bypasses SQLAlchemy, whose per-statement work was about half of a request's cost on this,
 the hot path of ``POST /api`` and ``POST /e/{key}``.
@@ -27,50 +28,56 @@ FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError
 
 
 class PostgresBatchStore:
-    """One asyncpg connection, reopened after a failure."""
+    """``concurrency`` asyncpg connections, one per commit in flight, each reopened after a
+    failure."""
 
-    def __init__(self, url: PostgresUrl, sql: PostgresStatements) -> None:
+    def __init__(self, url: PostgresUrl, sql: PostgresStatements, concurrency: int = 1) -> None:
         self._url = url
         self._sql = sql
-        self._conn: asyncpg.Connection | None = None
+        self.concurrency = concurrency
+        self._idle: list[asyncpg.Connection] = []
 
     async def open(self) -> None:
         with contextlib.suppress(*FAILURES):
-            await self._connection()
+            self._idle.append(await self._connection())
 
     async def _connection(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
-            # A stuck database must give 503s, not requests that hang.
-            self._conn = await connect(self._url)
-        return self._conn
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+        # A stuck database must give 503s, not requests that hang.
+        return await connect(self._url)
 
     async def write(
         self, claims: Sequence[Claim], shells: Sequence[EventShell], events: Sequence[NewEvent]
     ) -> Written:
+        conn: asyncpg.Connection | None = None
         try:
             conn = await self._connection()
             if not claims and not self._url.pgbouncer:
                 # A lone statement: its own transaction (not behind a transaction pooler,
                 # which may hand its prepare and its execution to two server connections).
-                return Written(new_events=await self._insert(conn, shells, events))
-            # The claims and the rows in one transaction (behind a pooler, a lone statement too).
-            async with conn.transaction():
-                held = await self._claim(conn, claims)
-                new_events = await self._insert(conn, unclaimed(shells, held), events)
-            return Written(held, new_events)
+                written = Written(new_events=await self._insert(conn, shells, events))
+            else:
+                # The claims and the rows in one transaction (behind a pooler, a lone
+                # statement too).
+                async with conn.transaction():
+                    held = await self._claim(conn, claims)
+                    new_events = await self._insert(conn, unclaimed(shells, held), events)
+                written = Written(held, new_events)
         except FAILURES as error:
-            await self._drop_connection()
+            if conn is not None:
+                conn.terminate()
             raise unavailable(error) from error
-
-    async def _drop_connection(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            conn.terminate()
+        self._idle.append(conn)
+        return written
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close(timeout=5)
-            self._conn = None
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(*FAILURES):
+                await conn.close(timeout=5)
 
     async def _insert(
         self, conn: asyncpg.Connection, shells: Sequence[EventShell], events: Sequence[NewEvent]

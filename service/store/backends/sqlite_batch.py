@@ -34,6 +34,8 @@ class SqliteBatchStore:
     and again after it died or failed a batch; one batch at a time (the group commit's writer
     task sends them in turn)."""
 
+    concurrency = 1  # the writer process is SQLite's one writer
+
     def __init__(self, settings: Settings, path: str) -> None:
         self._settings = settings
         self._path = path

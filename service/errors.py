@@ -5,15 +5,18 @@ class ServiceError(Exception):
     """Base of every error the service raises on purpose."""
 
 
-class DatabaseUnavailable(ServiceError):
-    """The database cannot take the read or write now (down, locked past its timeout).
-
-    ``misconfigured``: the connection itself is wrong (TLS that does not verify, TLS one side
-    will not speak), which waiting will not mend: a command stops with exit status 2."""
+class SettingsMayBeWrong(ServiceError):
+    """A failure that is either of the moment or of the settings: ``misconfigured`` says it
+    is the settings, which waiting will not mend (a command stops with exit status 2)."""
 
     def __init__(self, message: str, *, misconfigured: bool = False) -> None:
         super().__init__(message)
         self.misconfigured = misconfigured
+
+
+class DatabaseUnavailable(SettingsMayBeWrong):
+    """The database cannot take the read or write now (down, locked past its timeout), or the
+    connection itself is wrong (TLS that does not verify, TLS one side will not speak)."""
 
 
 class SchemaNotCurrent(ServiceError):
@@ -26,3 +29,7 @@ class NotFound(ServiceError):
 
 class InvalidInput(ServiceError):
     """A value given by a caller or an operator cannot be used."""
+
+
+class CannotListen(SettingsMayBeWrong):
+    """The server cannot take the address it was given (a port in use, a host it is not)."""

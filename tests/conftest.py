@@ -77,13 +77,18 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
+def require_postgres() -> None:
+    """Skip without the PostgreSQL server (fail instead with REQUIRE_POSTGRES set, as in CI)."""
     reason = asyncio.run(postgres_reason())
     if reason and os.environ.get("REQUIRE_POSTGRES"):
         pytest.fail(reason)
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    require_postgres()
     name = f"svc_template_{uuid.uuid4().hex[:8]}"
     asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
     migrations.upgrade(Settings(database_url=postgres_url(name)))

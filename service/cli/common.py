@@ -6,7 +6,9 @@ a command runs against the database is in ``service.cli.database``."""
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -15,9 +17,19 @@ import click
 from service.config import ConfigError, Settings
 from service.logs import configure_logging
 
+_tracebacks = {"shown": os.environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG"}
+
+
+def show_tracebacks() -> None:
+    """From now on ``fail`` prints the traceback of the error it reports (``--debug``)."""
+    _tracebacks["shown"] = True
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One readable line on stderr, then exit (1: failure, 2: usage or configuration)."""
+    """One readable line on stderr, then exit (1: failure, 2: usage or configuration); with
+    ``--debug`` or LOG_LEVEL=DEBUG, the traceback of the error being handled first."""
+    if _tracebacks["shown"] and sys.exc_info()[0] is not None:
+        traceback.print_exc()
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 

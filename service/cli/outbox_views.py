@@ -26,8 +26,9 @@ ERROR_WIDTH = 60
 
 
 def short_time(ms: int | None) -> str:
-    """Epoch milliseconds as ``2026-11-23 10:00:00`` (UTC), for tables."""
-    return "" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%F %T")
+    """Epoch milliseconds as RFC 3339 UTC to the second (``2026-11-23T10:00:00Z``), for
+    tables: the logs' and ``--json``'s format without the milliseconds."""
+    return "" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%FT%TZ")
 
 
 def console() -> Console:

@@ -18,6 +18,7 @@ from service.config import (
     require_event_key,
     require_session_secret,
 )
+from service.errors import CannotListen
 from service.heap import freeze_startup_heap
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,12 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
     from service.cli.database import run, with_engine
     from service.http.app import create_app
     from service.http.app_sessions.reader import check_app_database
-    from service.http.server import run_server
+    from service.http.server import ensure_can_listen, run_server
 
+    try:
+        ensure_can_listen(settings.host, settings.port)
+    except CannotListen as exc:
+        fail(str(exc), code=2 if exc.misconfigured else 1)
     run(with_engine(settings, _nothing))  # refuse to start on an old schema or no database
     try:  # and on tables of the Next.js app that are not its adapter's
         run(check_app_database(settings))
@@ -48,13 +53,16 @@ def serve(host: str | None, port: int | None, no_relay: bool) -> None:
     app = create_app(settings, relay=not no_relay)
     app.on_startup.append(_freeze_startup_heap)  # after the resources' contexts
     _log_serving(settings, relay=not no_relay)
-    run_server(
-        app,
-        settings.host,
-        settings.port,
-        max_header_bytes=settings.max_header_bytes,
-        shutdown_timeout=10,
-    )
+    try:
+        run_server(
+            app,
+            settings.host,
+            settings.port,
+            max_header_bytes=settings.max_header_bytes,
+            shutdown_timeout=10,
+        )
+    except CannotListen as exc:
+        fail(str(exc), code=2 if exc.misconfigured else 1)
 
 
 async def _freeze_startup_heap(_app: object) -> None:

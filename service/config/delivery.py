@@ -13,6 +13,7 @@ from service.config.variables import (
     declared_variable,
     declared_variables,
     duration,
+    flag,
     integer,
     is_falsy,
     optional_duration,
@@ -96,8 +97,15 @@ class InngestSettings:
         api_base, base = declared_variables(cls, "origin")
         dev_raw = env.get("INNGEST_DEV")
         dev_mode = dev_raw is not None and not is_falsy(dev_raw)
-        origin = api_base.read(env) or base.read(env)
         dev_url = (dev_raw or "").strip()
+        if dev_mode and not dev_url.startswith(("http://", "https://")):
+            try:
+                flag(dev_url)  # as the SDKs read it: a boolean, or the dev server's URL
+            except ValueError as exc:
+                raise ConfigError(
+                    "INNGEST_DEV", f"{exc}, or the dev server's http:// or https:// URL"
+                ) from None
+        origin = api_base.read(env) or base.read(env)
         if not origin and dev_mode and dev_url.startswith(("http://", "https://")):
             origin = dev_url  # an INNGEST_DEV that holds a URL points at that dev server
         if not origin:

@@ -76,6 +76,11 @@ def normalise_database_url(url: str) -> str:
         raise ValueError("not a valid database URL (check its port and characters)") from None
     if not parts.scheme or any(c.isspace() for c in url):
         raise ValueError("not a valid database URL (check its port and characters)")
+    if parts.scheme in ("sqlite", "sqlite+aiosqlite") and (parts.netloc or not parts.path):
+        raise ValueError(
+            "a SQLite URL is sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            f" (three slashes before the path), got {url}"
+        )
     for plain, driver in DATABASE_DRIVERS:
         if url.startswith(plain):
             return driver + url[len(plain) :]

@@ -58,6 +58,8 @@ class Variable(Generic[T]):
             return self.default
         try:
             return self.parse(raw.strip() if self.strip else raw)
+        except ConfigError:
+            raise  # names its variable already
         except ValueError as exc:
             raise ConfigError(self.name, str(exc)) from None
 
@@ -198,14 +200,23 @@ def choice(*choices: str, upper: bool = False) -> Parser[str]:
     return parse
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
 def is_falsy(raw: str) -> bool:
     """``0``, ``false``, ``no``, ``off`` or blank."""
-    return raw.strip().lower() in ("", "0", "false", "no", "off")
+    return raw.strip().lower() in ("", *FALSE_WORDS)
 
 
 def flag(raw: str) -> bool:
-    """On unless ``0``, ``false``, ``no`` or ``off``."""
-    return not is_falsy(raw)
+    """``1``, ``true``, ``yes``, ``on`` or their opposites, in any case; nothing else."""
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"takes one of {', '.join(TRUE_WORDS + FALSE_WORDS)}, got {raw!r}")
 
 
 def comma_list(check: Callable[[str], None] | None = None) -> Parser[tuple[str, ...]]:

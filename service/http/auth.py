@@ -28,6 +28,12 @@ from service.http.nextauth import SessionRefused
 DEV_SECRET_FILE = Path("var") / "dev-session-secret"
 
 NO_CREDENTIALS = "Send a session cookie or an `Authorization: Bearer` internal token."
+UNKNOWN_TOKEN = "The bearer token is not one of this service's internal tokens."
+NOT_BEARER = "The Authorization header must be `Bearer` and an internal token."
+UNREADABLE_SESSION = (
+    "The session cookie could not be read (made with another secret, altered, or expired):"
+    " sign in again."
+)
 
 
 def development_secret(path: Path = DEV_SECRET_FILE) -> str:
@@ -49,11 +55,15 @@ def development_secret(path: Path = DEV_SECRET_FILE) -> str:
 
 
 class Unauthenticated(Exception):
-    """No credentials, or credentials that do not check out; ``detail`` is for the caller."""
+    """No credentials, or credentials that do not check out; ``detail`` is for the caller,
+    ``bearer_error`` what ``WWW-Authenticate`` says of a bearer token (RFC 6750), if any."""
 
-    def __init__(self, reason: str, detail: str = NO_CREDENTIALS) -> None:
+    def __init__(
+        self, reason: str, detail: str = NO_CREDENTIALS, bearer_error: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.detail = detail
+        self.bearer_error = bearer_error
 
 
 @dataclass(frozen=True)
@@ -139,8 +149,10 @@ async def authenticate(
         if header is not None:
             scheme, _, presented = header.partition(" ")
             presented = presented.strip()
-            if scheme.lower() != "bearer" or not presented or not check_token(presented, tokens):
-                raise Unauthenticated("invalid bearer token")
+            if scheme.lower() != "bearer" or not presented:
+                raise Unauthenticated("not a bearer token", NOT_BEARER, "invalid_request")
+            if not check_token(presented, tokens):
+                raise Unauthenticated("unknown bearer token", UNKNOWN_TOKEN, "invalid_token")
             internal = token_identity(presented)
             user = await nextauth.user(request.cookies)
             if user is None:
@@ -157,7 +169,8 @@ async def authenticate(
         raise Unauthenticated("refused next-auth session", exc.detail) from exc
     user = session.get("user")
     if not isinstance(user, dict) or not user:
-        raise Unauthenticated("no valid session")
+        sent = getattr(sessions, "cookie_name", None) in request.cookies
+        raise Unauthenticated("no valid session", UNREADABLE_SESSION if sent else NO_CREDENTIALS)
     return Caller(identity=user_identity(user), user=user)
 
 

@@ -42,11 +42,11 @@ async def _caller(request: web.Request) -> Caller:
     except SessionsUnavailable as exc:
         raise problem(503, "Service Unavailable", str(exc), headers=RETRY_AFTER) from exc
     except Unauthenticated as exc:
+        challenge = 'Bearer realm="service"'
+        if exc.bearer_error:
+            challenge += f', error="{exc.bearer_error}"'
         raise problem(
-            401,
-            "Unauthorized",
-            exc.detail,
-            headers={"WWW-Authenticate": 'Bearer realm="service"'},
+            401, "Unauthorized", exc.detail, headers={"WWW-Authenticate": challenge}
         ) from exc
 
 

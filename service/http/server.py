@@ -12,7 +12,9 @@ overrides it (``ServiceRunner``).
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +23,7 @@ from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineToo
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from service.errors import CannotListen
 from service.http.problems import PROBLEM_TYPE, problem, problem_text
 
 __all__ = ["ServiceRunner", "header_limit", "run_server", "too_large"]
@@ -118,10 +121,41 @@ async def _serve(runner: ServiceRunner, host: str, port: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as error:
+            raise _cannot_listen(error, host, port) from error
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def ensure_can_listen(host: str, port: int) -> None:
+    """Raise ``CannotListen`` now, before anything starts, if ``host``:``port`` cannot be
+    listened on (the server binds it again when it starts: a race there is reported too)."""
+    try:
+        with socket.create_server((host, port), reuse_port=False):
+            pass
+    except OSError as error:
+        raise _cannot_listen(error, host, port) from error
+
+
+def _cannot_listen(error: OSError, host: str, port: int) -> CannotListen:
+    """Why ``host``:``port`` cannot be listened on, naming the setting to change."""
+    # getaddrinfo's errors (socket.gaierror, or its errno re-raised by create_server) are
+    # negative numbers.
+    if isinstance(error, socket.gaierror) or (error.errno or 0) < 0:
+        return CannotListen(f"HOST {host}: no such host name or address", misconfigured=True)
+    if error.errno == errno.EADDRINUSE:
+        return CannotListen(f"port {port} on {host} is in use (PORT, or serve --port)")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return CannotListen(f"HOST {host} is not an address of this machine", misconfigured=True)
+    if error.errno == errno.EACCES:
+        return CannotListen(
+            f"port {port} needs privileges this process has not (PORT: use one above 1023)",
+            misconfigured=True,
+        )
+    return CannotListen(f"cannot listen on {host}:{port}: {error.strerror or error}")
 
 
 def run_server(

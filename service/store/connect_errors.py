@@ -5,6 +5,8 @@ a driver."""
 
 from __future__ import annotations
 
+import errno
+import socket
 import ssl
 
 __all__ = ["connection_problem", "is_misconfiguration"]
@@ -80,6 +82,13 @@ def _reason(error: BaseException) -> str | None:
         )
     if _refuses_plain(text):
         return "the server refuses connections without TLS: use sslmode=require or stronger"
+    if isinstance(error, socket.gaierror):
+        return "the database's host name is not known (DNS): check the host in the URL"
+    if isinstance(error, OSError) and error.errno == errno.ECONNREFUSED:
+        return (
+            "nothing listens at the database's address: is the server running, and on the"
+            " port the URL gives?"
+        )
     if isinstance(error, TimeoutError):
         return "no answer in time (connect_timeout, or a query's bound): is the server stuck?"
     return None

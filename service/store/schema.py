@@ -23,8 +23,13 @@ VERSION_TABLE = "alembic_version"
 
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database's schema is at; None before the first migration. The version
-    table is where the migrations put it: in the backend's schema, when it has one."""
-    where = backend_of(engine).schema
+    table is where the migrations put it: in the backend's schema, when it has one. A SQLite
+    file that is not there raises ``SchemaNotCurrent``: opening it would make an empty one."""
+    backend = backend_of(engine)
+    missing = backend.missing()
+    if missing is not None:
+        raise SchemaNotCurrent(missing)
+    where = backend.schema
     async with reading(engine) as conn:
         return await conn.run_sync(lambda sync: _recorded_revision(sync, where))
 
@@ -41,8 +46,10 @@ def _recorded_revision(conn: Connection, where: str | None) -> str | None:
 async def ensure_at_head(engine: AsyncEngine) -> None:
     """Raise ``SchemaNotCurrent`` unless the database is at the migrations' head."""
     current = await current_revision(engine)
+    if current is None:
+        raise SchemaNotCurrent("the database has no service schema: run `service db upgrade`")
     if current != HEAD:
         raise SchemaNotCurrent(
-            f"database schema is at {current or 'nothing'}, expected {HEAD}: "
-            "run `service db upgrade`"
+            f"the database's schema is at revision {current}, this code needs {HEAD}:"
+            " run `service db upgrade` (or run the code that matches the database)"
         )

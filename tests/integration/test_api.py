@@ -12,7 +12,13 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
-from service.http.auth import issue_cookie
+from service.http.auth import (
+    NO_CREDENTIALS,
+    NOT_BEARER,
+    UNKNOWN_TOKEN,
+    UNREADABLE_SESSION,
+    issue_cookie,
+)
 from service.store.tables import app_settings, outbox_events
 from tests.conftest import SECRET, TOKEN, bearer, make_settings
 from tests.live_server import ServiceTestServer
@@ -80,22 +86,40 @@ async def test_post_with_token_has_no_user_and_empty_settings(
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "detail", "challenge"),
     [
-        {},
-        {"Authorization": "Bearer wrong-token-0123456789"},
-        {"Authorization": "Basic " + TOKEN},
-        {"Authorization": "Bearer"},
-        {"Cookie": "AIOHTTP_SESSION=forged-value"},
+        ({}, NO_CREDENTIALS, 'Bearer realm="service"'),
+        (
+            {"Authorization": "Bearer wrong-token-0123456789"},
+            UNKNOWN_TOKEN,
+            'Bearer realm="service", error="invalid_token"',
+        ),
+        (
+            {"Authorization": "Basic " + TOKEN},
+            NOT_BEARER,
+            'Bearer realm="service", error="invalid_request"',
+        ),
+        (
+            {"Authorization": "Bearer"},
+            NOT_BEARER,
+            'Bearer realm="service", error="invalid_request"',
+        ),
+        (
+            {"Cookie": "AIOHTTP_SESSION=forged-value"},
+            UNREADABLE_SESSION,
+            'Bearer realm="service"',
+        ),
     ],
     ids=["none", "wrong-token", "wrong-scheme", "empty-token", "forged-cookie"],
 )
-async def test_missing_or_forged_credentials_are_401(
-    client: TestClient, engine: AsyncEngine, headers: dict[str, str]
+async def test_missing_or_forged_credentials_are_401_saying_which(
+    client: TestClient, engine: AsyncEngine, headers: dict[str, str], detail: str, challenge: str
 ) -> None:
     response = await client.post("/api", headers=headers)
-    await assert_problem(response, 401)
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    body = await assert_problem(response, 401)
+    assert body["detail"] == detail
+    assert TOKEN not in body["detail"] and "forged-value" not in body["detail"]
+    assert response.headers["WWW-Authenticate"] == challenge
     assert await rows(engine) == []
 
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 
 from service.cli.main import main
 from tests.conftest import SECRET, TOKEN
+from tests.processes import free_port
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -78,12 +79,13 @@ def test_settings_load_missing_file_is_one_line(database_url: str, tmp_path: Pat
 def test_db_current_and_commands_refuse_an_unmigrated_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'not-yet' / 'fresh.db'}"  # as ./var/ on a fresh checkout
     current = cli(url, "db", "current")
-    assert current.exit_code == 0
-    assert "current: none" in current.output
+    assert current.exit_code == 1
+    assert f"no database at {tmp_path / 'not-yet' / 'fresh.db'}" in current.output
+    assert not (tmp_path / "not-yet").exists()  # asking made nothing
     shown = cli(url, "settings", "show")
     assert shown.exit_code == 1
     assert "service db upgrade" in shown.output
-    served = cli(url, "serve", "--no-relay", "--port", "1")
+    served = cli(url, "serve", "--no-relay", "--port", str(free_port()))
     assert served.exit_code == 1
     assert "service db upgrade" in served.output
     assert cli(url, "db", "upgrade").exit_code == 0

@@ -143,12 +143,12 @@ async def test_ready_is_503_with_the_reason_when_the_schema_is_behind(
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
     body = await assert_problem(await client.get("/ready"), 503)
-    assert "database schema is at 0000, expected" in str(body["detail"])
+    assert "the database's schema is at revision 0000, this code needs" in str(body["detail"])
     assert "service db upgrade" in str(body["detail"])
     async with engine.begin() as conn:
         await conn.execute(text("DELETE FROM alembic_version"))
     body = await assert_problem(await client.get("/ready"), 503)
-    assert "database schema is at nothing" in str(body["detail"])
+    assert "the database has no service schema" in str(body["detail"])
     assert (await client.get("/health")).status == 200  # alive, just not ready
 
 

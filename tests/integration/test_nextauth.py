@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import NextAuthSettings, Settings
 from service.http import nextauth
 from service.http.app import create_app
-from service.http.auth import NO_CREDENTIALS, issue_cookie
+from service.http.auth import NO_CREDENTIALS, UNKNOWN_TOKEN, issue_cookie
 from service.http.keys import NEXTAUTH
 from service.http.nextauth import NextAuthReader
 from tests.conftest import bearer
@@ -307,7 +307,7 @@ async def test_every_credential_sent_must_check_out(
     good, bad = mint.one("v5", claims=PROFILE), mint.one("v5", OTHER_SECRET, claims=PROFILE)
     wrong_token = {"Authorization": "Bearer wrong-token-0123456789abcdef"}
     await refused(
-        await client.post("/api", headers={**wrong_token, **good.header()}), NO_CREDENTIALS
+        await client.post("/api", headers={**wrong_token, **good.header()}), UNKNOWN_TOKEN
     )
     await refused(
         await client.post("/api", headers={**bearer(), **bad.header()}), nextauth.UNDECRYPTABLE

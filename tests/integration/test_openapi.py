@@ -8,6 +8,7 @@ purpose and checked against the spec with the same schemathesis checks.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,21 @@ def test_every_operation_declares_its_statuses_as_problems() -> None:
                         answer["$ref"].rsplit("/", 1)[1]
                     ].get("content")
                     assert list(content) == [media_type], (method, path, status)
+
+
+def test_the_limits_the_document_names_are_the_settings_defaults() -> None:
+    """Every "`VARIABLE` (N KiB by default)" of the document is what Settings() holds."""
+    text = SPEC_PATH.read_text()
+    named = re.findall(r"`([A-Z_]+)`[^`(]*\((\d+) KiB by\s+default", text)
+    assert {name for name, _ in named} >= {"MAX_HEADER_BYTES", "EVENT_MAX_BYTES"}, named
+    defaults = Settings.from_env({})
+    values = {
+        "MAX_HEADER_BYTES": defaults.max_header_bytes,
+        "MAX_BODY_BYTES": defaults.max_body_bytes,
+        "EVENT_MAX_BYTES": defaults.event_api.max_event_bytes,
+    }
+    for name, kib in named:
+        assert values[name] == int(kib) * 1024, (name, kib)
 
 
 async def test_the_app_serves_this_file(client: TestClient) -> None:

@@ -50,8 +50,14 @@ async def send_event(
     writes nothing and returns it. ``schema``: where the service's tables are on PostgreSQL
     (default ``DATABASE_SCHEMA``, else ``public``).
 
-    Raises ``EventRefused`` for an event the Event API would refuse, and ``RuntimeError`` when
-    ``conn`` is not inside a transaction."""
+    Raises ``EventRefused`` for an event the Event API would refuse, ``TypeError`` for a
+    connection of another kind, and ``RuntimeError`` when ``conn`` is not inside a
+    transaction."""
+    if not isinstance(conn, AsyncConnection | AsyncSession):
+        raise TypeError(
+            "send_event takes SQLAlchemy's AsyncConnection or AsyncSession (create_async_engine"
+            f" with asyncpg or aiosqlite), not {type(conn).__module__}.{type(conn).__qualname__}"
+        )
     if not conn.in_transaction():
         raise RuntimeError(
             "send_event needs a connection inside a transaction: call it between the app's "

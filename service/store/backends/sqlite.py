@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -57,7 +58,6 @@ class SqliteBackend:
 
     def create_engine(self) -> AsyncEngine:
         s = self.settings
-        self.before_upgrade()
         engine = create_async_engine(
             s.database_url,
             pool_size=s.db_pool_size,
@@ -91,7 +91,11 @@ class SqliteBackend:
 
     def missing(self) -> str | None:
         if self.path and self.path != ":memory:" and file_identity(self.path) is None:
-            return "the database file is missing: run `service db upgrade`"
+            where = os.path.abspath(self.path)
+            return (
+                f"no database at {where} (DATABASE_URL; a relative path starts in the current"
+                " directory): run `service db upgrade` to make it, or point DATABASE_URL at it"
+            )
         return None
 
     def migration_preamble(self) -> list[str]:

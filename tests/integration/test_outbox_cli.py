@@ -220,6 +220,10 @@ async def test_list_filters_newest_first(database_url: str, engine: AsyncEngine)
     assert table.exit_code == 0
     assert old[0] in table.stdout and old[1] in table.stdout and recent[1] not in table.stdout
     assert "2 rows" in table.stdout
+    # The table's times are the JSON's, RFC 3339 UTC, to the second.
+    for row in everything:
+        if row["id"] in (old[0], old[1]):
+            assert row["created_at"][:19] + "Z" in table.stdout
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ TEST_WORKERS ?= 3
 # The locked set first (pip, setuptools and wheel included), then the project itself, editable,
 # built with those locked tools: nothing unpinned is fetched.
 # The interpreter's version, as "3.11"; a .venv made by another one is made again.
-version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+version_of = $(if $(1),$(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
 ifneq ($(wildcard $(BIN)/python),)
 ifneq ($(call version_of,$(BIN)/python),$(call version_of,$(PYTHON)))
 $(shell rm -f $(STAMP))
@@ -29,9 +29,9 @@ endif
 endif
 
 $(STAMP): pyproject.toml $(LOCK)
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 		echo "Python 3.11 or newer is needed, and PYTHON=$(PYTHON) is" \
-			"$$($(PYTHON) --version 2>&1 | head -n 1): make PYTHON=/path/to/python3.11" >&2; \
+			"$$( { command -v "$(PYTHON)" >/dev/null && "$(PYTHON)" --version 2>&1 | head -n 1; } || echo not found): make PYTHON=/path/to/python3.11" >&2; \
 		exit 1; }
 	@if [ -x $(BIN)/python ] && [ "$(call version_of,$(BIN)/python)" != "$(call version_of,$(PYTHON))" ]; then \
 		echo "$(VENV) was made by Python $(call version_of,$(BIN)/python): making it again with $(PYTHON)" >&2; \

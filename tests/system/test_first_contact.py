@@ -219,3 +219,23 @@ def test_the_python_api_names_what_send_event_takes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "send_event takes SQLAlchemy's AsyncConnection or AsyncSession" in done.stdout
     assert "sqlite3.Connection" in done.stdout
+
+
+@pytest.mark.parametrize("python", ["/bin/false", "/no/such/python3"])
+def test_make_names_the_python_it_needs(python: str, tmp_path: Path) -> None:
+    # The Makefile in a directory of its own: nothing of the project's .venv is touched.
+    for name in ("Makefile", "pyproject.toml"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "dev.txt").write_text("")
+    done = subprocess.run(
+        ["make", "install", f"PYTHON={python}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
+    assert done.returncode != 0
+    assert f"Python 3.11 or newer is needed, and PYTHON={python} is" in done.stderr, done.stderr
+    assert "make PYTHON=/path/to/python3.11" in done.stderr
+    assert not (tmp_path / ".venv").exists()

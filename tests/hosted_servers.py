@@ -173,6 +173,17 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None, log: Path
     raise TimeoutError(f"nothing listens on {port} after {STARTUP_SECONDS}s: {log}")
 
 
+def _stop_server(process: subprocess.Popen[bytes], directory: Path) -> None:
+    """SIGTERM (a clean shutdown), SIGKILL if that takes over 30 s; then its files go."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def _private_directory(owner: _Owner, prefix: str) -> Path:
     # Not under pytest's tmp_path: that is private to this account, and the servers run as
     # another one when the tests run as root.
@@ -380,12 +391,7 @@ client_tls_ca_file = {certificates.ca}
         _wait_for_port(port, process, log)
         yield port, log
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(directory, ignore_errors=True)
+        _stop_server(process, directory)
 
 
 @pytest.fixture(scope="session")
@@ -500,9 +506,4 @@ def tls_mariadb(certificates: Certificates) -> Iterator[MariaDb]:
         )
         yield MariaDb(port=port, admin_url=f"mysql://root@127.0.0.1:{port}/test")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(directory, ignore_errors=True)
+        _stop_server(server, directory)

@@ -36,6 +36,14 @@ def _env(url: str, origin: str, **extra: str) -> dict[str, str]:
     )
 
 
+async def _fresh_urls(pgbouncer: PooledCluster, certificates: Certificates) -> tuple[str, str]:
+    """A new database's URLs, pooled and direct, each verifying the certificate to its host."""
+    database = await pgbouncer.cluster.fresh_database()
+    tls = {"sslmode": "verify-full", "sslrootcert": certificates.ca}
+    pooled = pgbouncer.url(database=database, pgbouncer="true", **tls)
+    return pooled, pgbouncer.cluster.url(database=database, **tls)
+
+
 async def _upgrade(env: dict[str, str], log: Path) -> None:
     await asyncio.to_thread(_upgrade_now, env, log)
 
@@ -78,10 +86,7 @@ def _assert_quiet(*logs: Path) -> None:
 async def test_behind_pgbouncer_every_event_is_delivered_once_and_relays_are_woken(
     pgbouncer: PooledCluster, certificates: Certificates, tmp_path: Path
 ) -> None:
-    database = await pgbouncer.cluster.fresh_database()
-    tls = {"sslmode": "verify-full", "sslrootcert": certificates.ca}
-    pooled = pgbouncer.url(database=database, pgbouncer="true", **tls)
-    direct = pgbouncer.cluster.url(database=database, **tls)
+    pooled, direct = await _fresh_urls(pgbouncer, certificates)
     api_port = free_port()
     async with running_fake(event_key=EVENT_KEY) as fake:
         # Polling once an hour: within the test, only NOTIFY through the direct URL wakes.
@@ -109,15 +114,13 @@ async def test_behind_pgbouncer_every_event_is_delivered_once_and_relays_are_wok
 async def test_behind_pgbouncer_without_a_direct_url_relays_poll_and_say_so_once(
     pgbouncer: PooledCluster, certificates: Certificates, tmp_path: Path
 ) -> None:
-    database = await pgbouncer.cluster.fresh_database()
-    tls = {"sslmode": "verify-full", "sslrootcert": certificates.ca}
-    pooled = pgbouncer.url(database=database, pgbouncer="true", **tls)
+    pooled, direct = await _fresh_urls(pgbouncer, certificates)
     port = free_port()
     async with running_fake(event_key=EVENT_KEY) as fake:
         env = _env(
             pooled,
             fake.origin,
-            DATABASE_DIRECT_URL=pgbouncer.cluster.url(database=database, **tls),
+            DATABASE_DIRECT_URL=direct,
         )
         await _upgrade(env, tmp_path / "upgrade.log")
         del env["DATABASE_DIRECT_URL"]

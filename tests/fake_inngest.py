@@ -21,6 +21,13 @@ prefix of a 400, nothing of other answers, except that an answer built with ``st
 may never learn it. Duplicates are kept, as Inngest keeps them (it deduplicates by id only when
 scheduling functions), so compare ``set(fake.received_ids)`` when retries are in play.
 
+Each stored event gets an internal id as Inngest's server makes them (``internal_ids``, beside
+``received``): from the request's ``x-inngest-event-id-seed`` and the event's 1-based position,
+else at random; an event without an ``id`` is stored with its internal id as its ``id``. The
+answers' ``ids`` are those internal ids, and ``GET /v1/events/{internal_id}`` finds the event,
+as Inngest's REST API does. The ULIDs are made with a ULID library, not with the service's
+code, so the service's derivation is checked against an implementation of its own.
+
 Everything bound to an event loop is created in ``start``, so a fake works in whichever loop
 the test runs in (pytest-asyncio and pytest-aiohttp give each test its own).
 """
@@ -28,11 +35,12 @@ the test runs in (pytest-asyncio and pytest-aiohttp give each test its own).
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
+import re
 import socket
 import struct
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -41,6 +49,7 @@ from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
+from ulid import ULID
 
 Event = dict[str, Any]
 
@@ -49,6 +58,39 @@ Event = dict[str, Any]
 GO_CONTENT_TYPE = "text/plain; charset=utf-8"
 JSON_CONTENT_TYPE = "application/json"
 BAD_BODY_ERROR = "Request body must contain an event object or an array of event objects"
+SEED_HEADER = "x-inngest-event-id-seed"
+_GO_INT64 = re.compile(r"[+-]?[0-9]+")
+
+
+def internal_id(seed_header: str | None, position: int) -> str:
+    """The internal id Inngest's server gives the event at 1-based ``position`` of a request
+    with ``seed_header``: the seed's milliseconds, and its 10 bytes of entropy with the
+    position added to the big-endian uint32 of the last four. A seed it cannot use (missing,
+    not two comma-separated parts, milliseconds that are not a positive int64, entropy that is
+    not 10 bytes of padded standard base64, a time beyond a ULID's) gives a random id."""
+    seed = _go_seed(seed_header or "")
+    if seed is not None:
+        millis, entropy = seed
+        tail = (int.from_bytes(entropy[6:], "big") + position) % 2**32
+        if millis < 2**48:
+            return str(
+                ULID.from_bytes(millis.to_bytes(6, "big") + entropy[:6] + tail.to_bytes(4, "big"))
+            )
+    return str(ULID())
+
+
+def _go_seed(value: str) -> tuple[int, bytes] | None:
+    parts = value.split(",")
+    if value == "" or len(parts) != 2 or not _GO_INT64.fullmatch(parts[0]):
+        return None
+    millis = int(parts[0])
+    if not 0 < millis < 2**63:
+        return None
+    try:
+        entropy = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        return None
+    return (millis, entropy) if len(entropy) == 10 else None
 
 
 @dataclass(frozen=True)
@@ -167,6 +209,7 @@ class FakeInngest:
         self.poison_marker = poison_marker
         self.script: deque[Answer] = deque()
         self.received: list[Event] = []
+        self.internal_ids: list[str] = []  # of ``received``, one each
         self.requests: list[RequestRecord] = []
         self.origin = ""
         self._runner: web.AppRunner | None = None
@@ -181,6 +224,7 @@ class FakeInngest:
         self._stored = asyncio.Event()
         app = web.Application()
         app.router.add_post("/e/{key}", self._handle)
+        app.router.add_get("/v1/events/{internal_id}", self._event)
         # Short shutdown: handlers still sleeping in a slow answer are woken by _closing.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -264,7 +308,12 @@ class FakeInngest:
             answer = self._choose(index, events)
 
         accepted = _accepted_count(answer, len(events))
-        self.received.extend(events if answer.stored else events[:accepted])
+        seed = request.headers.get(SEED_HEADER)
+        ids = [internal_id(seed, position) for position in range(1, len(events) + 1)]
+        stored = len(events) if answer.stored else accepted
+        for event, event_id in zip(events[:stored], ids, strict=False):
+            self.received.append(event if event.get("id") else {**event, "id": event_id})
+            self.internal_ids.append(event_id)
         if self._stored is not None:
             self._stored.set()
 
@@ -281,14 +330,24 @@ class FakeInngest:
         record.status = answer.status
         body_out = answer.body
         if body_out is None:
-            ids = [uuid.uuid4().hex for _ in range(accepted)] or [""]
-            document: dict[str, Any] = {"ids": ids, "status": answer.status}
+            document: dict[str, Any] = {"ids": ids[:accepted] or [""], "status": answer.status}
             if answer.status >= 400:
                 document["error"] = answer.error
             body_out = json.dumps(document).encode()
         out_headers = CIMultiDict(answer.headers)
         out_headers["Content-Type"] = answer.content_type
         return web.Response(status=answer.status, body=body_out, headers=out_headers)
+
+    async def _event(self, request: web.Request) -> web.Response:
+        """An event by its internal id, as Inngest's REST API answers ``GET /v1/events/{id}``
+        (the last stored under that id: a repeated seed stores the event again)."""
+        wanted = request.match_info["internal_id"]
+        for event_id, event in zip(
+            reversed(self.internal_ids), reversed(self.received), strict=True
+        ):
+            if event_id == wanted:
+                return web.json_response({"data": {"internal_id": event_id, **event}})
+        return web.json_response({"error": "event not found"}, status=404)
 
 
 def _parse(body: bytes) -> tuple[list[Event], bool]:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import InngestSettings, RelaySettings, Settings
 from service.events import payload
 from service.events.ids import now_ms
+from service.events.inngest_ids import new_run
 from service.metrics import Metrics
 from service.relay.clock import Clock, SystemClock
 from service.relay.loop import Relay, inngest_client, run_relay
@@ -67,10 +68,11 @@ def relay_settings(
 async def seed(
     engine: AsyncEngine, count: int, data: Callable[[int], dict[str, Any]] | None = None
 ) -> list[str]:
-    """Insert ``count`` pending events; return their ids in order."""
+    """Insert ``count`` pending events, one run of Inngest ids; return their ids in order."""
     at = now_ms()
     events = [
-        payload.new_event(data(n) if data else {"n": n}, {"id": f"u{n}"}, at) for n in range(count)
+        payload.new_event(data(n) if data else {"n": n}, {"id": f"u{n}"}, at, event_id=event_id)
+        for n, event_id in enumerate(new_run(count, at))
     ]
     async with engine.begin() as conn:
         await outbox.add(conn, events)

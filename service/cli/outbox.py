@@ -132,6 +132,11 @@ def show(event_id: str, as_json: bool) -> None:
 @name_option
 @since_option
 @until_option
+@click.option(
+    "--same-id",
+    is_flag=True,
+    help="Send delivered events again under their own ids (Inngest runs nothing again).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
 @json_option
 def replay(
@@ -140,23 +145,29 @@ def replay(
     name: str | None,
     since: int | None,
     until: int | None,
+    same_id: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
     """Send dead or delivered events again.
 
     A dead row goes back to pending under the same id (attempts 0, due now, lease cleared,
-    last error kept until the next attempt); a delivered row is sent again as a new event
-    whose replay_of names it. Pending rows are refused: they are queued already.
+    last error kept until the next attempt); a delivered row is sent again as a new event,
+    with new ids (its own and Inngest's), whose replay_of names it, so that Inngest runs its
+    functions again. With --same-id a delivered row goes back to pending as it is: Inngest
+    files it under the same id and takes it for a repeat of the event it has. Pending rows
+    are refused: they are queued already.
 
     \b
-    service outbox replay --id 6f1c0d9e-...            # one event, dead or delivered
+    service outbox replay --id 01KBX3...               # one event, dead or delivered
     service outbox replay --status dead --since 1h     # every dead event of the last hour
     """
     if bool(ids) == bool(status):
         raise click.UsageError("give either --id ID (repeatable) or --status dead")
     if ids and (name or since is not None or until is not None):
         raise click.UsageError("--name, --since and --until go with --status dead, not --id")
+    if same_id and not ids:
+        raise click.UsageError("--same-id goes with --id (dead events keep their ids anyway)")
     check_window(since, until)
     settings = load_settings()
     from service.cli import outbox_actions  # loaded when the command runs
@@ -167,6 +178,7 @@ def replay(
         name,
         since,
         until,
+        same_id=same_id,
         dry_run=dry_run,
         as_json=as_json,
     )

@@ -84,11 +84,12 @@ def replay(
     since: int | None,
     until: int | None,
     *,
+    same_id: bool = False,
     dry_run: bool,
     as_json: bool,
 ) -> int:
-    """Replay the rows of ``ids``, or without ids every dead row that matches; the number of
-    ids refused (pending or unknown)."""
+    """Replay the rows of ``ids`` (delivered ones under their own ids with ``same_id``), or
+    without ids every dead row that matches; the number of ids refused (pending or unknown)."""
     where = EventFilter(DEAD, name, since, until)
     show_bar = on_terminal(as_json)
 
@@ -96,7 +97,7 @@ def replay(
         total = len(ids) if ids else await admin.count_events(engine, where) if show_bar else 0
         tally = dict.fromkeys(ReplayAction, 0)
         batches = (
-            admin.replay_ids(engine, ids, dry_run=dry_run)
+            admin.replay_ids(engine, ids, dry_run=dry_run, same_id=same_id)
             if ids
             else admin.replay_dead(engine, where, dry_run=dry_run)
         )

@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 
 from service.errors import InvalidInput
-from service.events.ids import new_ids
+from service.events.inngest_ids import new_run, ulid_parts
+from service.events.trace import TraceContext
 
 __all__ = [
     "EVENT_NAME",
@@ -63,6 +64,9 @@ class NewEvent:
     payload: str
     replay_of: str | None = None
     env: str | None = None  # the Inngest environment it goes to (None: the key's own)
+    # The id Inngest will give it (``inngest_ids``); None: Inngest makes one of its own.
+    inngest_id: str | None = None
+    trace: TraceContext | None = None  # the caller's, sent along to Inngest
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +75,14 @@ class EventShell:
     ``head + data + tail``.
 
     The group commit fills the data in SQL, from the settings row its own statement reads: the
-    settings need not come back to Python first, and every event of a batch shares them."""
+    settings need not come back to Python first, and every event of a batch shares them. Its
+    id is also the id Inngest will give it (the service's own events have no other)."""
 
     id: str
     created_at: int
     head: str
     tail: str
+    trace: TraceContext | None = None
 
 
 def event_shell(
@@ -84,13 +90,15 @@ def event_shell(
     ts_ms: int,
     name: str = EVENT_NAME,
     event_id: str | None = None,
+    trace: TraceContext | None = None,
 ) -> EventShell:
-    """The event (id, name, v, ts, data and, when there is one, user) around its data."""
-    event_id = event_id or new_ids(1)[0]
+    """The event (id, name, v, ts, data and, when there is one, user) around its data; its id,
+    when not given, is a run of its own."""
+    event_id = event_id or new_run(1, ts_ms)[0]
     name_json = EVENT_NAME_JSON if name == EVENT_NAME else dumps(name)
     head = f'{{"id":"{event_id}","name":{name_json},"v":"{EVENT_VERSION}","ts":{ts_ms},"data":'
     tail = f',"user":{dumps(user)}}}' if user is not None else "}"
-    return EventShell(event_id, ts_ms, head, tail)
+    return EventShell(event_id, ts_ms, head, tail, trace)
 
 
 def new_event(
@@ -111,20 +119,27 @@ def new_event_from_json(
     name: str = EVENT_NAME,
     event_id: str | None = None,
     replay_of: str | None = None,
+    trace: TraceContext | None = None,
 ) -> NewEvent:
-    """Like ``new_event`` with ``data`` already serialized (a batch shares one settings read)."""
+    """Like ``new_event`` with ``data`` already serialized (a batch shares one settings read).
+
+    The event's id is the one Inngest will give it too: ``event_id`` one of a run
+    (``inngest_ids.new_run``), or without one a run of its own. An id that is no ULID is the
+    event's alone (Inngest makes one of its own)."""
     shell = event_shell(user, ts_ms, name, event_id)
-    return NewEvent(shell.id, name, ts_ms, shell.head + data_json + shell.tail, replay_of)
+    payload = shell.head + data_json + shell.tail
+    inngest_id = shell.id if ulid_parts(shell.id) is not None else None
+    return NewEvent(shell.id, name, ts_ms, payload, replay_of, inngest_id=inngest_id, trace=trace)
 
 
 def resent_event(
     original_payload: str, name: str, new_id: str, at: int, of: str, env: str | None = None
 ) -> NewEvent:
-    """A copy of a stored event under ``new_id``, for the same environment: only the payload's
-    ``id`` changes (``ts`` is still the original acceptance time); the row itself is accepted
-    ``at``, due at once."""
+    """A copy of a stored event under ``new_id`` (also the id Inngest will give it), for the same
+    environment: only the payload's ``id`` changes (``ts`` is still the original acceptance
+    time); the row itself is accepted ``at``, due at once."""
     document = json.loads(original_payload)
     if not isinstance(document, dict):
         raise InvalidInput(f"event {of} has a payload that is not a JSON object")
     document["id"] = new_id  # keeps the key's position: dicts keep their order
-    return NewEvent(new_id, name, at, dumps(document), replay_of=of, env=env)
+    return NewEvent(new_id, name, at, dumps(document), replay_of=of, env=env, inngest_id=new_id)

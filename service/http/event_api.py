@@ -20,8 +20,9 @@ from aiohttp import web
 from service.config import EVENT_KEY_PATTERN, EventApiSettings
 from service.errors import DatabaseUnavailable
 from service.events.ids import now_ms
+from service.events.inngest_ids import SEED_HEADER, event_ids
+from service.events.trace import trace_context
 from service.http.auth import check_token
-from service.http.event_ids import SEED_HEADER, event_ids
 from service.http.inngest_events import Refused, env_header, outbox_rows, read_events
 from service.http.keys import SETTINGS, WRITER
 from service.relay.inngest_client import ENV_HEADER
@@ -82,7 +83,8 @@ async def post_events(request: web.Request) -> web.Response:
         env = env_header(request.headers.get(ENV_HEADER))
         events = read_events(await read_body(request, limits.max_body_bytes))
         ids = event_ids(request.headers.get(SEED_HEADER), len(events), received_at)
-        rows = outbox_rows(events, ids, received_at, env, limits.max_event_bytes)
+        trace = trace_context(request.headers)
+        rows = outbox_rows(events, ids, received_at, env, limits.max_event_bytes, trace)
     except Refused as refused:
         return answer(refused.status, error=refused.error)
     if rows:

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import DatabaseUnavailable
-from service.events.ids import new_ids
+from service.events.ids import now_ms
+from service.events.inngest_ids import new_run
 from service.events.payload import NewEvent, event_shell
+from service.events.trace import TraceContext
 from service.store.batch import BatchStore, Claim
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,9 @@ MAX_BATCH_ROWS = 5000
 
 
 def accepted_body(event_id: str) -> str:
-    """The answer to an enqueued event: the seed's body plus the event's id."""
-    # Formatted by hand: the id is a UUID, and json.dumps costs more than the rest of it.
+    """The answer to an enqueued event: the seed's body plus the event's id, the one Inngest
+    files it under."""
+    # Formatted by hand: the id is a ULID, and json.dumps costs more than the rest of it.
     return f'{{"success": "true", "id": "{event_id}"}}'
 
 
@@ -48,16 +51,18 @@ class Accepted:
 class _SyncRequest:
     """One ``POST /api`` caller waiting for its event to commit."""
 
-    __slots__ = ("claim", "done", "idempotency", "ts", "user")
+    __slots__ = ("claim", "done", "idempotency", "trace", "ts", "user")
 
     def __init__(
         self,
         user: dict[str, Any] | None,
         ts: int,
         idempotency: tuple[str, str] | None,
+        trace: TraceContext | None,
         done: asyncio.Future[Accepted],
     ) -> None:
         self.user, self.ts, self.idempotency, self.done = user, ts, idempotency, done
+        self.trace = trace
         self.claim: Claim | None = None
 
 
@@ -97,11 +102,16 @@ class OutboxWriter:
             raise DatabaseUnavailable("the service is stopping")
 
     async def submit_sync(
-        self, user: dict[str, Any] | None, ts: int, idempotency: tuple[str, str] | None = None
+        self,
+        user: dict[str, Any] | None,
+        ts: int,
+        idempotency: tuple[str, str] | None = None,
+        trace: TraceContext | None = None,
     ) -> Accepted:
         """Queue a sync event accepted at ``ts`` (epoch ms); answer once it has committed.
 
         ``idempotency`` is ``(caller, key)``: a repeat of a key answers the first response.
+        ``trace`` is the caller's trace context, sent along to Inngest with the event.
         Raises ``DatabaseUnavailable`` when the transaction failed or the writer is stopping.
         """
         self._check_open()
@@ -112,7 +122,7 @@ class OutboxWriter:
         if idempotency is not None:
             self._in_flight[idempotency] = done
             done.add_done_callback(lambda _f: self._in_flight.pop(idempotency, None))
-        self._syncs.append(_SyncRequest(user, ts, idempotency, done))
+        self._syncs.append(_SyncRequest(user, ts, idempotency, trace, done))
         self._wake.set()
         if idempotency is not None:
             # Repeats wait on this future: a leader that goes away must not cancel it.
@@ -168,7 +178,8 @@ class OutboxWriter:
         return syncs, sends
 
     async def _write(self, syncs: list[_SyncRequest], sends: list[_EventsRequest]) -> None:
-        ids = new_ids(len(syncs))
+        # The batch's sync events are one run: Inngest's ids for them, sent in few requests.
+        ids = new_run(len(syncs), now_ms()) if syncs else []
         for request, event_id in zip(syncs, ids, strict=True):
             if request.idempotency is not None:
                 caller, key = request.idempotency
@@ -176,7 +187,7 @@ class OutboxWriter:
                 request.claim = Claim(caller, key, event_id, body, request.ts, expires)
         claims = [r.claim for r in syncs if r.claim is not None]
         shells = [
-            event_shell(r.user, r.ts, event_id=event_id)
+            event_shell(r.user, r.ts, event_id=event_id, trace=r.trace)
             for r, event_id in zip(syncs, ids, strict=True)
         ]
         events = [event for send in sends for event in send.events] if sends else []

@@ -15,6 +15,7 @@ from typing import Any
 
 from service.events.payload import NewEvent
 from service.events.rules import env_error, event_error, size_error, stored_payload
+from service.events.trace import TraceContext
 from service.json_reader import MalformedJson, parse_json
 
 MAX_EVENTS = 5000  # per request, as at Inngest
@@ -65,8 +66,10 @@ def outbox_rows(
     received_at: int,
     env: str | None,
     max_event_bytes: int,
+    trace: TraceContext | None = None,
 ) -> list[NewEvent]:
-    """The rows of a whole batch, each event checked; ``Refused`` naming the first bad one."""
+    """The rows of a whole batch, each event checked; ``Refused`` naming the first bad one.
+    ``ids`` are the ids Inngest will give the events, and the rows' own."""
     for position, event in enumerate(events, 1):
         error = event_error(event)
         if error is not None:
@@ -76,5 +79,15 @@ def outbox_rows(
         payload = stored_payload(event, event_id, received_at)
         if (error := size_error(payload, max_event_bytes)) is not None:
             raise Refused(400, f"event {position}: {error}")
-        rows.append(NewEvent(event_id, event["name"], received_at, payload, env=env))
+        rows.append(
+            NewEvent(
+                event_id,
+                event["name"],
+                received_at,
+                payload,
+                env=env,
+                inngest_id=event_id,
+                trace=trace,
+            )
+        )
     return rows

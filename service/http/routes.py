@@ -11,6 +11,7 @@ from aiohttp import web
 from service.errors import InvalidInput, SchemaNotCurrent
 from service.events.ids import now_ms
 from service.events.payload import new_event_from_json
+from service.events.trace import trace_context
 from service.http.app_sessions.lookup import SessionsUnavailable
 from service.http.auth import Caller, Unauthenticated, authenticate, is_internal
 from service.http.group_commit import accepted_body
@@ -76,7 +77,8 @@ async def post_sync(request: web.Request) -> web.Response:
     except InvalidInput as exc:
         raise problem(400, "Bad Request", str(exc)) from exc
     await _json_body(request, required=False)
-    answer = await request.app[WRITER].submit_sync(caller.user, accepted_at, idempotency)
+    trace = trace_context(request.headers)
+    answer = await request.app[WRITER].submit_sync(caller.user, accepted_at, idempotency, trace)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return web.Response(text=answer.body, content_type="application/json", headers=headers)
 
@@ -106,7 +108,7 @@ async def put_settings(request: web.Request) -> web.Response:
             stored = await app_settings.replace(conn, document, accepted_at)
         except InvalidInput as exc:
             raise problem(400, "Bad Request", str(exc)) from exc
-        event = new_event_from_json(stored, None, accepted_at)
+        event = new_event_from_json(stored, None, accepted_at, trace=trace_context(request.headers))
         await outbox.add(conn, [event])
     request.app[METRICS].accepted.inc()
     request.app[NEW_WORK].set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -125,9 +125,11 @@ class InngestClient:
             "user-agent": user_agent(),
         }
 
-    async def send(self, payloads: Sequence[bytes], env: str | None = None) -> SendResult:
-        """POST ``payloads`` (each one JSON object, UTF-8) as one JSON array, to the Inngest
-        environment ``env`` (``x-inngest-env``; None: the key's own), and classify it."""
+    async def send(
+        self, payloads: Sequence[bytes], headers: Mapping[str, str] | None = None
+    ) -> SendResult:
+        """POST ``payloads`` (each one JSON object, UTF-8) as one JSON array with the request's
+        own ``headers`` (its environment, trace context and id seed), and classify it."""
         if not payloads:
             # Nothing to say: an empty array would cost a round trip and prove nothing.
             return SendResult(SendStatus.OK, accepted=0)
@@ -139,7 +141,7 @@ class InngestClient:
             async with self._session.post(
                 self._settings.endpoint,
                 data=body,
-                headers=self._headers if env is None else {**self._headers, ENV_HEADER: env},
+                headers={**self._headers, **headers} if headers else self._headers,
                 timeout=self._timeout,
                 # A redirect would replay the key to wherever Location points, and aiohttp
                 # turns a redirected POST into a GET; a 3xx is simply not an answer.

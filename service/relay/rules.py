@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from service.config import RelaySettings
 from service.metrics import Metrics
@@ -25,38 +25,13 @@ from service.relay.backoff import RETRY_AFTER_CEILING, backoff_ceiling, gives_up
 from service.relay.clock import Clock
 from service.relay.health import Health
 from service.relay.inngest_client import InngestClient, SendResult, SendStatus
+from service.relay.requests import request_headers, requests_of
 from service.store.outbox import BatchOutcome, Burial, ClaimedRow, Retry
 from service.timefmt import human_age, iso
 
-__all__ = ["Deliverer", "by_environment", "split_by_size"]
+__all__ = ["Deliverer"]
 
 log = logging.getLogger(__name__)
-
-
-def by_environment(rows: Sequence[ClaimedRow]) -> list[list[ClaimedRow]]:
-    """The rows grouped by their Inngest environment, in order: one request goes to one."""
-    groups: dict[str | None, list[ClaimedRow]] = {}
-    for row in rows:
-        groups.setdefault(row.env, []).append(row)
-    return list(groups.values())
-
-
-def split_by_size(
-    rows: Sequence[ClaimedRow], max_count: int, max_bytes: int
-) -> Iterator[list[ClaimedRow]]:
-    """Consecutive requests of at most ``max_count`` events and ``max_bytes`` bytes (an event
-    larger than ``max_bytes`` travels alone: Inngest decides whether it is too large)."""
-    chunk: list[ClaimedRow] = []
-    size = 2  # the array's brackets
-    for row in rows:
-        row_size = len(row.payload) + 1
-        if chunk and (len(chunk) >= max_count or size + row_size > max_bytes):
-            yield chunk
-            chunk, size = [], 2
-        chunk.append(row)
-        size += row_size
-    if chunk:
-        yield chunk
 
 
 class Deliverer:
@@ -85,11 +60,7 @@ class Deliverer:
         refused key or a rate limit pauses the relay (``health``) as soon as it is answered."""
         s = self._settings
         outcome = BatchOutcome()
-        queue = deque(
-            chunk
-            for group in by_environment(rows)
-            for chunk in split_by_size(group, s.batch_size, s.batch_max_bytes)
-        )
+        queue = deque(requests_of(rows, s.batch_size, s.batch_max_bytes))
         while queue:
             if self._clock.monotonic() > send_until:
                 self._release(outcome, _rows_of(queue), self._clock.now_ms())
@@ -140,8 +111,10 @@ class Deliverer:
 
     async def _send(self, chunk: list[ClaimedRow]) -> SendResult:
         started = time.perf_counter()
-        # A chunk never mixes environments (``by_environment``); splits keep it so.
-        result = await self._client.send([row.payload for row in chunk], env=chunk[0].env)
+        # A chunk is one request's worth (``requests_of``) or a part of one, which splits keep
+        # within one environment, trace context and run: its first row decides the headers.
+        headers = request_headers(chunk)
+        result = await self._client.send([row.payload for row in chunk], headers)
         self._metrics.send_seconds.observe(time.perf_counter() - started)
         self._metrics.attempts.labels(result.status.value).inc()
         if result.status in (SendStatus.TRANSIENT, SendStatus.RATE_LIMITED):

@@ -68,6 +68,9 @@ class ClaimedRow:
     created_at: int
     first_failed_at: int | None = None  # when its first failed attempt was made
     env: str | None = None  # sent as ``x-inngest-env``
+    inngest_id: str | None = None  # the id Inngest is to give it (None: Inngest decides)
+    traceparent: str | None = None  # the caller's trace context, sent as headers
+    tracestate: str | None = None
 
 
 async def claim(
@@ -114,15 +117,24 @@ async def claim(
         .where(t.c.seq.in_(due))
         .values(locked_by=relay_id, locked_until=until, next_attempt_at=until)
         .returning(
-            t.c.seq, t.c.id, t.c.payload, t.c.attempts, t.c.created_at, t.c.first_failed_at, t.c.env
+            t.c.seq,
+            t.c.id,
+            t.c.payload,
+            t.c.attempts,
+            t.c.created_at,
+            t.c.first_failed_at,
+            t.c.env,
+            t.c.inngest_id,
+            t.c.traceparent,
+            t.c.tracestate,
         )
     )
     async with single_statement(engine) as conn:
         await backend_of(engine).take_in(conn, limit)
         rows = (await conn.execute(statement)).all()
     claimed = [
-        ClaimedRow(seq, event_id, payload.encode(), attempts, created_at, failed_at, env)
-        for seq, event_id, payload, attempts, created_at, failed_at, env in rows
+        ClaimedRow(seq, event_id, payload.encode(), attempts, created_at, *rest)
+        for seq, event_id, payload, attempts, created_at, *rest in rows
     ]
     claimed.sort(key=lambda row: row.seq)
     return claimed

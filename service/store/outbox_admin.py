@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.config import RelaySettings
 from service.errors import InvalidInput, NotFound
-from service.events.ids import new_ids, now_ms
+from service.events.ids import now_ms
+from service.events.inngest_ids import new_run
 from service.events.payload import resent_event
 from service.store.backend import backend_of
 from service.store.engine import reading, transaction
@@ -135,8 +136,8 @@ REPLAY_BATCH = 500
 class ReplayAction(enum.Enum):
     """What replaying one row did (or, in a dry run, would do)."""
 
-    REQUEUED = "requeued"  # dead -> pending, same id, attempts 0, due now
-    RESENT = "resent"  # delivered: a new pending row under a new id, replay_of = the old id
+    REQUEUED = "requeued"  # dead (or delivered, asked so) -> pending, same ids, attempts 0
+    RESENT = "resent"  # delivered: a new pending row under new ids, replay_of = the old id
     ALREADY_PENDING = "already_pending"  # refused: it is queued already
     NOT_FOUND = "not_found"  # refused: no such id
 
@@ -152,10 +153,11 @@ class ReplayResult:
 UNLOCKED: dict[str, Any] = {"locked_by": None, "locked_until": None}
 
 
-def _requeue(seqs: Sequence[int], at: int) -> Any:
+def _requeue(seqs: Sequence[int], at: int, *statuses: str) -> Any:
+    """The rows ``seqs`` (of ``statuses``, default dead) back to pending, due ``at``."""
     return (
         update(t)
-        .where(t.c.seq.in_(seqs), status_is(DEAD))
+        .where(t.c.seq.in_(seqs), status_is(*(statuses or (DEAD,))))
         .values(
             status=PENDING,
             attempts=0,
@@ -169,11 +171,18 @@ def _requeue(seqs: Sequence[int], at: int) -> Any:
 
 
 async def replay_ids(
-    engine: AsyncEngine, ids: Sequence[str], *, dry_run: bool = False, batch: int = REPLAY_BATCH
+    engine: AsyncEngine,
+    ids: Sequence[str],
+    *,
+    dry_run: bool = False,
+    batch: int = REPLAY_BATCH,
+    same_id: bool = False,
 ) -> AsyncIterator[list[ReplayResult]]:
     """Replay the named rows, ``batch`` ids per transaction; yields each batch's results in
-    the order the ids were given. Dead rows are requeued, delivered rows re-sent under a new
-    id, pending rows and unknown ids refused."""
+    the order the ids were given. Dead rows are requeued, delivered rows re-sent under new
+    ids (Inngest's too), or with ``same_id`` requeued as they are (Inngest then takes them for
+    the event it had already, which runs no function again), pending rows and unknown ids
+    refused."""
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), batch):
         chunk = unique[start : start + batch]
@@ -184,7 +193,7 @@ async def replay_ids(
         else:
             async with transaction(engine) as conn:
                 found = await _rows_for_replay(conn, chunk, lock=True)
-                done = await _apply_replay(conn, found)
+                done = await _apply_replay(conn, found, same_id)
         results = []
         for event_id in chunk:
             row = found.get(event_id)
@@ -193,7 +202,8 @@ async def replay_ids(
             elif row.status == PENDING:
                 results.append(ReplayResult(event_id, ReplayAction.ALREADY_PENDING, None, dry_run))
             elif dry_run:
-                action = ReplayAction.REQUEUED if row.status == DEAD else ReplayAction.RESENT
+                requeued = row.status == DEAD or same_id
+                action = ReplayAction.REQUEUED if requeued else ReplayAction.RESENT
                 results.append(ReplayResult(event_id, action, None, True))
             else:
                 results.append(done[event_id])
@@ -221,17 +231,21 @@ async def _rows_for_replay(
     return {row.id: _Stored(*row) for row in await conn.execute(statement)}
 
 
-async def _apply_replay(conn: AsyncConnection, rows: dict[str, _Stored]) -> dict[str, ReplayResult]:
+async def _apply_replay(
+    conn: AsyncConnection, rows: dict[str, _Stored], same_id: bool
+) -> dict[str, ReplayResult]:
     at = now_ms()
     done: dict[str, ReplayResult] = {}
-    dead = [row.seq for row in rows.values() if row.status == DEAD]
+    again = (DEAD, DELIVERED) if same_id else (DEAD,)
+    dead = [row.seq for row in rows.values() if row.status in again]
     if dead:
-        for event_id in (await conn.execute(_requeue(dead, at))).scalars():
+        for event_id in (await conn.execute(_requeue(dead, at, *again))).scalars():
             done[event_id] = ReplayResult(event_id, ReplayAction.REQUEUED)
+    delivered = [row for row in rows.values() if row.status == DELIVERED and not same_id]
+    # The copies are one run: new ids that are Inngest's too, sent in few requests.
     copies = [
-        resent_event(row.payload, row.name, new_ids(1)[0], at, row.id, row.env)
-        for row in rows.values()
-        if row.status == DELIVERED
+        resent_event(row.payload, row.name, new_id, at, row.id, row.env)
+        for row, new_id in zip(delivered, new_run(len(delivered), at), strict=True)
     ]
     await add(conn, copies)  # wakes listening relays
     for copy in copies:

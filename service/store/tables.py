@@ -73,6 +73,12 @@ outbox_events = Table(
     Column("replay_of", Text),
     # The Inngest environment an app named (``x-inngest-env``); the relay sends it along.
     Column("env", String(256)),
+    # The id Inngest gives the event (a ULID of a run, ``events.inngest_ids``): the relay sends
+    # the seed that makes Inngest give it. NULL for rows older than these ids: Inngest makes one.
+    Column("inngest_id", Text),
+    # The caller's W3C trace context, sent along as the request's headers.
+    Column("traceparent", Text),
+    Column("tracestate", Text),
     CheckConstraint(f"status IN {STATUSES!r}".replace('"', "'"), name="status"),
 )
 
@@ -134,4 +140,5 @@ outbox_intake = Table(
     Column("payload", Text, nullable=False),
     Column("env", String(256)),
     Column("created_at", BigInteger, nullable=False),
+    Column("inngest_id", Text),
 )

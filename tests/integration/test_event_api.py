@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import EventApiSettings, Settings
+from service.events.inngest_ids import event_ids
 from service.http.app import create_app
-from service.http.event_ids import event_ids
 from service.store import outbox_admin
 from service.store.tables import outbox_events
 from tests.outage import unwritable

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from service import send_event
 from service.config import Settings
 from service.events.ids import now_ms
+from service.events.inngest_ids import ulid_parts
 from service.events.rules import event_error, size_error
 from service.store import outbox
 from service.store.backends.in_transaction import EventRefused
@@ -321,7 +322,12 @@ async def test_what_the_function_stores_is_what_the_event_api_stores(
     payload = json.loads(rows[generated]["payload"])
     assert payload["data"] == {} and "user" not in payload and payload["id"] == generated
     assert abs(payload["ts"] - rows[generated]["created_at"]) < 1000  # the database's clock
-    assert generated[14] == "7"  # a time-ordered UUID (version 7)
+    # Without an id of its own, the event's id is the one Inngest will give it: a ULID of the
+    # second it was sent in. An id of the app's own stays its own, beside Inngest's.
+    assert rows[generated]["inngest_id"] == generated
+    parts = ulid_parts(generated)
+    assert parts is not None and parts[0] == rows[generated]["created_at"] // 1000 * 1000
+    assert ulid_parts(rows[event_id]["inngest_id"]) is not None
 
 
 # -- the Python helper ------------------------------------------------------------------------

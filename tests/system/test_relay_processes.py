@@ -69,6 +69,11 @@ async def test_sigkill_mid_batch_then_another_relay_delivers_once_the_lease_expi
         # Nothing could be taken before the dead relay's lease ran out.
         assert time.monotonic() - killed_at > 3.5
         assert set(fake.received_ids) == set(ids)
+        # The retry of the killed relay's batch went with the same seed: Inngest's ids are the
+        # ones the events were written with.
+        assert set(fake.internal_ids) == set(ids)
+        seeds = {r.headers["x-inngest-event-id-seed"] for r in fake.requests}
+        assert len(seeds) == 1, seeds
     assert set((await statuses(engine)).values()) == {"delivered"}
 
 
@@ -93,6 +98,7 @@ async def test_concurrent_relays_deliver_every_event_exactly_once(
         counts = Counter(fake.received_ids)
         assert set(counts) == set(ids)
         assert max(counts.values()) == 1
+        assert fake.internal_ids == fake.received_ids  # each under the id it was written with
     assert set((await statuses(engine)).values()) == {"delivered"}
 
 

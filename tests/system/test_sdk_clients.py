@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import EventApiSettings, Settings
-from service.http.event_ids import event_ids
+from service.events.inngest_ids import event_ids
 from service.store.tables import outbox_events
 from tests.fake_inngest import FakeInngest, running_fake
 from tests.live_server import LiveServer
@@ -103,6 +103,9 @@ async def test_a_batch_arrives_as_the_sdk_sent_it(
     assert stand_in.received[1]["id"] == "order-42" != sent.ids[1]
     if client != "python":
         assert sent.ids == event_ids(sent.seeds[0], 3, 0), "Inngest's ids from the SDK's seed"
+    # Inngest files the events under the ids the SDK was answered, as if it had sent them.
+    assert stand_in.internal_ids == sent.ids
+    assert [row["inngest_id"] for row in rows] == sent.ids
 
 
 async def test_one_event(
@@ -113,6 +116,7 @@ async def test_one_event(
     assert sent.error is None and sent.ids is not None and len(sent.ids) == 1
     await stand_in.wait_for(1)
     assert stand_in.received == with_ids(sdk_body(sent, client, [event]), sent.ids)
+    assert stand_in.internal_ids == sent.ids
 
 
 async def assert_refused(
@@ -182,6 +186,7 @@ async def test_a_retry_after_a_lost_answer_stores_nothing_new(
     await stand_in.wait_for(3)
     await asyncio.sleep(0.2)  # time for a duplicate to arrive, if there were one
     assert [event["id"] for event in stand_in.received] == sent.ids
+    assert stand_in.internal_ids == sent.ids
 
 
 async def test_an_unavailable_database_is_the_sdks_error_and_stores_nothing(

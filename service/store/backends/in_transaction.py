@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.config import DEFAULT_EVENT_MAX_BYTES
 from service.config.settings import schema_name
-from service.events.ids import new_ids, now_ms
+from service.events.ids import now_ms
+from service.events.inngest_ids import new_run
 from service.events.payload import NewEvent, dumps
 from service.events.rules import env_error, event_error, size_error
 from service.store.backends.postgres_sql import quoted
@@ -46,9 +47,11 @@ async def send_event(
     schema: str | None = None,
 ) -> str:
     """Write the event ``name`` (``data``, ``user``, ``id``, ``ts`` in ms, Inngest environment
-    ``env``) to the outbox in the transaction ``conn`` is in; return its id. A repeated ``id``
-    writes nothing and returns it. ``schema``: where the service's tables are on PostgreSQL
-    (default ``DATABASE_SCHEMA``, else ``public``).
+    ``env``) to the outbox in the transaction ``conn`` is in; return its id. Without an ``id``
+    of its own, that id is a ULID, the one Inngest files the event under; with one, Inngest's
+    id is the outbox's to know (``service outbox show``). A repeated ``id`` writes nothing and
+    returns it. ``schema``: where the service's tables are on PostgreSQL (default
+    ``DATABASE_SCHEMA``, else ``public``).
 
     Raises ``EventRefused`` for an event the Event API would refuse, ``TypeError`` for a
     connection of another kind, and ``RuntimeError`` when ``conn`` is not inside a
@@ -63,12 +66,16 @@ async def send_event(
             "send_event needs a connection inside a transaction: call it between the app's "
             "begin() and commit(), so that the event commits or rolls back with them"
         )
-    event_id = id or new_ids(1)[0]
+    # On PostgreSQL the function decides the Inngest id; this one is checked with the event
+    # (an id of the same length) and written only on SQLite.
+    written_at = now_ms()
+    inngest_id = new_run(1, written_at)[0]
+    event_id = id or inngest_id
     # As the Event API stores {name, data, user, id, ts}: in that order, user only if given.
     event: dict[str, Any] = {"name": name, "data": {} if data is None else _plain(data)}
     if user is not None:
         event["user"] = _plain(user)
-    event |= {"id": event_id, "ts": ts or now_ms()}
+    event |= {"id": event_id, "ts": ts or written_at}
     problem = event_error(event) or (env_error(env, "env") if env is not None else None)
     payload = dumps(event)
     problem = problem or size_error(payload, DEFAULT_EVENT_MAX_BYTES)
@@ -76,10 +83,9 @@ async def send_event(
         raise EventRefused(problem)
     connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
     if connection.dialect.name == "postgresql":
-        await _call_the_function(connection, event, env, schema)
-    else:
-        row = NewEvent(event_id, name, now_ms(), payload, env=env)
-        await connection.exec_driver_sql(INSERT, (insert_argument([], [row]),))
+        return await _call_the_function(connection, event, id or None, env, schema)
+    row = NewEvent(event_id, name, written_at, payload, env=env, inngest_id=inngest_id)
+    await connection.exec_driver_sql(INSERT, (insert_argument([], [row]),))
     return event_id
 
 
@@ -89,11 +95,17 @@ def _plain(value: object) -> object:
 
 
 async def _call_the_function(
-    conn: AsyncConnection, event: dict[str, Any], env: str | None, schema: str | None
-) -> None:
+    conn: AsyncConnection,
+    event: dict[str, Any],
+    own_id: str | None,
+    env: str | None,
+    schema: str | None,
+) -> str:
+    """Call ``send_event``; without an ``own_id`` the event's id is the Inngest id the
+    function makes. Return the event's id."""
     where = quoted(schema_name(schema or os.environ.get("DATABASE_SCHEMA") or "public"))
     user = event.get("user")
-    await conn.execute(
+    event_id = await conn.scalar(
         text(
             f"SELECT {where}.send_event(:name, CAST(:data AS jsonb), CAST(:user AS jsonb),"
             " :id, :ts, :env)"
@@ -102,8 +114,9 @@ async def _call_the_function(
             "name": event["name"],
             "data": dumps(event["data"]),
             "user": None if user is None else dumps(user),
-            "id": event["id"],
+            "id": own_id,
             "ts": event["ts"],
             "env": env,
         },
     )
+    return str(event_id)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.events.payload import EventShell, NewEvent
-from service.store.backends.rows import insert_rows, settings_document
+from service.store.backends.rows import INSERT_COLUMNS, insert_rows, settings_document
 
 __all__ = ["PostgresStatements", "insert_arguments", "quoted"]
 
@@ -85,15 +85,17 @@ class PostgresStatements:
             insert=(
                 f"WITH inserted AS (INSERT INTO {s}.outbox_events"
                 " (id, name, payload, status, attempts, created_at, next_attempt_at, env,"
-                " replay_of)"
+                " replay_of, inngest_id, traceparent, tracestate)"
                 " SELECT e.id, e.name,"
                 " CASE WHEN e.tail IS NULL THEN e.head"
                 " ELSE e.head || document.data || e.tail END,"
-                " 'pending', 0, e.created_at, e.created_at, e.env, e.replay_of"
+                " 'pending', 0, e.created_at, e.created_at, e.env, e.replay_of, e.inngest_id,"
+                " e.traceparent, e.tracestate"
                 f" FROM {settings_document(f'{s}.app_settings')},"
                 " unnest($1::text[], $2::varchar[], $3::text[], $4::text[], $5::bigint[],"
-                " $6::varchar[], $7::text[])"
-                " WITH ORDINALITY AS e(id, name, head, tail, created_at, env, replay_of, position)"
+                " $6::varchar[], $7::text[], $8::text[], $9::text[], $10::text[])"
+                " WITH ORDINALITY AS e(id, name, head, tail, created_at, env, replay_of,"
+                " inngest_id, traceparent, tracestate, position)"
                 " ORDER BY e.position ON CONFLICT (id) DO NOTHING RETURNING id)"
                 " SELECT coalesce((SELECT array_agg(id) FROM inserted), '{}'),"
                 f" {notify_unless_nobody_waits}"
@@ -104,10 +106,11 @@ class PostgresStatements:
             take_in=(
                 f"WITH taken AS (DELETE FROM {s}.outbox_intake WHERE ctid = ANY (ARRAY("
                 f"SELECT ctid FROM {s}.outbox_intake LIMIT $1 FOR UPDATE SKIP LOCKED))"
-                " RETURNING id, name, payload, env, created_at, ctid AS place),"
+                " RETURNING id, name, payload, env, created_at, inngest_id, ctid AS place),"
                 f" stored AS (INSERT INTO {s}.outbox_events"
-                " (id, name, payload, status, attempts, created_at, next_attempt_at, env)"
-                " SELECT id, name, payload, 'pending', 0, created_at, created_at, env"
+                " (id, name, payload, status, attempts, created_at, next_attempt_at, env,"
+                " inngest_id)"
+                " SELECT id, name, payload, 'pending', 0, created_at, created_at, env, inngest_id"
                 " FROM taken ORDER BY created_at, place ON CONFLICT (id) DO NOTHING)"
                 " SELECT count(*) FROM taken"
             ),
@@ -154,6 +157,6 @@ def quoted_literal(text: str) -> str:
 
 
 def insert_arguments(shells: Sequence[EventShell], events: Sequence[NewEvent]) -> list[list[Any]]:
-    """The outbox INSERT's seven arrays: the rows' columns."""
+    """The outbox INSERT's arrays, one per column of its rows."""
     rows = insert_rows(shells, events)
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 7
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * INSERT_COLUMNS

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 
 from service.errors import DatabaseUnavailable
 from service.events.payload import EVENT_NAME, EventShell, NewEvent
+from service.events.trace import TraceContext
 
 __all__ = [
     "APP_SETTINGS_ROW",
     "EMPTY_DOCUMENT",
+    "INSERT_COLUMNS",
     "InsertRow",
     "insert_rows",
     "new_complete_events",
@@ -23,19 +25,32 @@ __all__ = [
 APP_SETTINGS_ROW = 1
 EMPTY_DOCUMENT = "{}"
 
-# One row of the outbox INSERT: id, name, head, tail, created_at, env, replay_of. The payload
-# is ``head`` when ``tail`` is None (a complete event), else ``head + settings + tail`` (an
-# ``openapi/app.sync`` shell whose data is the settings document the statement reads).
-InsertRow = tuple[str, str, str, str | None, int, str | None, str | None]
+# One row of the outbox INSERT: id, name, head, tail, created_at, env, replay_of, inngest_id,
+# traceparent, tracestate. The payload is ``head`` when ``tail`` is None (a complete event),
+# else ``head + settings + tail`` (an ``openapi/app.sync`` shell whose data is the settings
+# document the statement reads).
+InsertRow = tuple[
+    str, str, str, str | None, int, str | None, str | None, str | None, str | None, str | None
+]
+INSERT_COLUMNS = 10
 
 
 def insert_rows(shells: Sequence[EventShell], events: Sequence[NewEvent]) -> list[InsertRow]:
     """The rows of the outbox INSERT, shells first."""
     rows: list[InsertRow] = [
-        (e.id, EVENT_NAME, e.head, e.tail, e.created_at, None, None) for e in shells
+        (e.id, EVENT_NAME, e.head, e.tail, e.created_at, None, None, e.id, *_trace(e.trace))
+        for e in shells
     ]
-    rows += [(e.id, e.name, e.payload, None, e.created_at, e.env, e.replay_of) for e in events]
+    rows += [
+        (e.id, e.name, e.payload, None, e.created_at, e.env, e.replay_of, e.inngest_id, *trace)
+        for e in events
+        for trace in (_trace(e.trace),)
+    ]
     return rows
+
+
+def _trace(trace: TraceContext | None) -> tuple[str | None, str | None]:
+    return (None, None) if trace is None else (trace.traceparent, trace.tracestate)
 
 
 def new_complete_events(shells: Sequence[EventShell], inserted: Sequence[str]) -> int:

@@ -25,17 +25,21 @@ __all__ = [
 ]
 
 # The outbox INSERT: the rows come as one JSON array of [id, name, head, tail, created_at, env,
-# replay_of] rows, a single parameter; a shell's data is the settings document read by the
-# same statement; an id stored already is left out; the answer is the ids stored. The WHERE
-# is SQLite's way to tell an upsert's ON CONFLICT from a join's ON.
+# replay_of, inngest_id, traceparent, tracestate] rows (``rows.insert_rows``), a single
+# parameter; a shell's data is the settings document read by the same statement; an id stored
+# already is left out; the answer is the ids stored. The WHERE is SQLite's way to tell an
+# upsert's ON CONFLICT from a join's ON.
 INSERT = (
     "INSERT INTO outbox_events"
-    " (id, name, payload, status, attempts, created_at, next_attempt_at, env, replay_of)"
+    " (id, name, payload, status, attempts, created_at, next_attempt_at, env, replay_of,"
+    " inngest_id, traceparent, tracestate)"
     " SELECT json_extract(e.value, '$[0]'), json_extract(e.value, '$[1]'),"
     " CASE WHEN json_extract(e.value, '$[3]') IS NULL THEN json_extract(e.value, '$[2]')"
     " ELSE json_extract(e.value, '$[2]') || document.data || json_extract(e.value, '$[3]') END,"
     " 'pending', 0, json_extract(e.value, '$[4]'), json_extract(e.value, '$[4]'),"
-    " json_extract(e.value, '$[5]'), json_extract(e.value, '$[6]')"
+    " json_extract(e.value, '$[5]'), json_extract(e.value, '$[6]'),"
+    " json_extract(e.value, '$[7]'), json_extract(e.value, '$[8]'),"
+    " json_extract(e.value, '$[9]')"
     f" FROM {settings_document('app_settings')}, json_each(?) AS e"
     " WHERE true ORDER BY e.key ON CONFLICT (id) DO NOTHING RETURNING id"
 )

@@ -210,6 +210,8 @@ class FakeInngest:
         self.script: deque[Answer] = deque()
         self.received: list[Event] = []
         self.internal_ids: list[str] = []  # of ``received``, one each
+        self.most_at_once = 0  # the most requests it was answering at the same time
+        self._answering = 0
         self.requests: list[RequestRecord] = []
         self.origin = ""
         self._runner: web.AppRunner | None = None
@@ -293,6 +295,14 @@ class FakeInngest:
         return self.default
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self._answering += 1
+        self.most_at_once = max(self.most_at_once, self._answering)
+        try:
+            return await self._answer(request)
+        finally:
+            self._answering -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         events, parse_error = _parse(body)
         headers = CIMultiDictProxy(CIMultiDict(request.headers))

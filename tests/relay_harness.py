@@ -47,9 +47,11 @@ FAST_RELAY = RelaySettings(
     # On the test's clock: a lease runs out only when the test moves the clock past it.
     lease_seconds=60.0,
     poll_interval=0.05,
-    # One worker: scripted answers then meet the batches in a known order (two workers may
-    # split a batch between them). Tests of concurrency ask for more.
+    # One worker, one request at a time: scripted answers then meet the batches and their
+    # requests in a known order (two workers may split a batch between them, two requests
+    # race). Tests of concurrency ask for more.
     concurrency=1,
+    requests_in_flight=1,
 )
 
 

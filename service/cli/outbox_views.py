@@ -104,6 +104,7 @@ def print_stats(s: OutboxStats) -> None:
 def row_document(row: EventRow) -> dict[str, Any]:
     document: dict[str, Any] = {
         "id": row.id,
+        "inngest_id": row.inngest_id,
         "seq": row.seq,
         "name": row.name,
         "status": row.status,
@@ -117,6 +118,8 @@ def row_document(row: EventRow) -> dict[str, Any]:
         "locked_until": iso(row.locked_until),
         "replay_of": row.replay_of,
         "env": row.env,
+        "traceparent": row.traceparent,
+        "tracestate": row.tracestate,
     }
     if row.payload is not None:
         document["payload"] = json.loads(row.payload)

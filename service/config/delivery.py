@@ -183,6 +183,14 @@ class RelaySettings:
     concurrency: int = setting(
         "RELAY_CONCURRENCY", 2, integer(1, 32), "batches in flight at once in one relay"
     )
+    # A request carries one run of Inngest ids (or a stretch of one): a claim of short runs is
+    # many requests, which wait on Inngest together rather than one after another.
+    requests_in_flight: int = setting(
+        "RELAY_REQUESTS_IN_FLIGHT",
+        4,
+        integer(1, 64),
+        "requests to Inngest in flight at once for one batch",
+    )
     delivered_retention: float | None = setting(
         "RETENTION_DELIVERED",
         7 * 86400.0,

@@ -8,10 +8,11 @@ added (wrapping) to the big-endian unsigned 32-bit number in bytes 6 to 10. With
 with one the server would not take, it makes a random ULID.
 
 So the service writes events in *runs*: the ids of a run are those a seed gives positions
-1, 2, 3, ... (an SDK's own seed for ``POST /e/{key}``, a fresh one for each group commit). Any
-stretch of a run can go to Inngest as one request: its seed is the first event's id moved
-back by one (``seed_for``), and the next events are the ones whose ids follow (``follows``).
-Retries, splits and partial acceptances never change an event's id.
+1, 2, 3, ... (an SDK's own seed for ``POST /e/{key}``; for the service's own writes, a writer's
+``RunningIds``, one seed for up to ``RUN_MS`` of its writes). Any stretch of a run can go to
+Inngest as one request: its seed is the first event's id moved back by one (``seed_for``), and
+the next events are the ones whose ids follow (``follows``). Retries, splits and partial
+acceptances never change an event's id.
 
 A ULID is 48 bits of milliseconds and 80 bits of entropy in 26 characters of Crockford's
 base32; they sort by time, so they also land at the right edge of the outbox's unique index.
@@ -26,7 +27,9 @@ import re
 
 __all__ = [
     "MAX_MS",
+    "RUN_MS",
     "SEED_HEADER",
+    "RunningIds",
     "event_ids",
     "follows",
     "new_run",
@@ -41,6 +44,9 @@ SEED_HEADER = "x-inngest-event-id-seed"
 ENTROPY_BYTES = 10
 MAX_MS = 2**48 - 1  # the most a ULID's time can hold
 _TAIL = 2**32  # the positions are added to the entropy's last 32 bits, modulo this
+# How long a writer's run lasts: the time in its ids is the run's start, at most this old, and
+# the longer the runs, the fewer requests carry them (one request holds one run at most).
+RUN_MS = 1000
 
 # Go's strconv.ParseInt, as Inngest's server reads the milliseconds: an optional sign, digits.
 _MILLIS = re.compile(r"[+-]?[0-9]{1,19}")
@@ -89,12 +95,15 @@ def parse_seed(header: str | None) -> tuple[int, bytes] | None:
     return (ms, entropy) if len(entropy) == ENTROPY_BYTES else None
 
 
-def seeded_ids(ms: int, entropy: bytes, count: int) -> list[str]:
+def seeded_ids(ms: int, entropy: bytes, count: int, after: int = 0) -> list[str]:
     """The ids Inngest's server gives the ``count`` events of a request seeded with ``ms``
     and ``entropy``: the event at 1-based position ``n`` gets the entropy with ``n`` added to
-    its last four bytes, modulo 2**32."""
+    its last four bytes, modulo 2**32. ``after``: start at position ``after + 1``."""
     head, tail = entropy[:6], int.from_bytes(entropy[6:], "big")
-    return [ulid(ms, head + ((tail + n) % _TAIL).to_bytes(4, "big")) for n in range(1, count + 1)]
+    return [
+        ulid(ms, head + ((tail + n) % _TAIL).to_bytes(4, "big"))
+        for n in range(after + 1, after + count + 1)
+    ]
 
 
 def new_run(count: int, at: int) -> list[str]:
@@ -103,13 +112,35 @@ def new_run(count: int, at: int) -> list[str]:
     return seeded_ids(at, os.urandom(ENTROPY_BYTES), count)
 
 
-def event_ids(seed_header: str | None, count: int, received_at: int) -> list[str]:
+class RunningIds:
+    """The ids of one writer's events: consecutive positions of one seed for ``RUN_MS`` of
+    writes, then of a new seed (also when the clock went back, or a run would wrap)."""
+
+    __slots__ = ("_entropy", "_ms", "_taken")
+
+    def __init__(self) -> None:
+        self._ms, self._entropy, self._taken = -RUN_MS, b"", 0
+
+    def take(self, count: int, at: int) -> list[str]:
+        """The next ``count`` ids, for events written at ``at`` (epoch ms)."""
+        if not self._ms <= at < self._ms + RUN_MS or self._taken + count >= _TAIL:
+            self._ms, self._entropy, self._taken = at, os.urandom(ENTROPY_BYTES), 0
+        ids = seeded_ids(self._ms, self._entropy, count, self._taken)
+        self._taken += count
+        return ids
+
+
+def event_ids(
+    seed_header: str | None, count: int, received_at: int, runs: RunningIds | None = None
+) -> list[str]:
     """The ids of a request's ``count`` events: those its seed gives, as Inngest's server
-    would; without a usable seed, a new run of ``received_at``."""
+    would; without a usable seed, the next of ``runs`` (or a new run) at ``received_at``."""
     seed = parse_seed(seed_header)
-    if seed is None:
-        return new_run(count, received_at)
-    return seeded_ids(*seed, count)
+    if seed is not None:
+        return seeded_ids(*seed, count)
+    if runs is not None:
+        return runs.take(count, received_at)
+    return new_run(count, received_at)
 
 
 def seed_for(first_id: str) -> str | None:

@@ -82,14 +82,15 @@ async def post_events(request: web.Request) -> web.Response:
             raise refusal
         env = env_header(request.headers.get(ENV_HEADER))
         events = read_events(await read_body(request, limits.max_body_bytes))
-        ids = event_ids(request.headers.get(SEED_HEADER), len(events), received_at)
+        writer = request.app[WRITER]
+        ids = event_ids(request.headers.get(SEED_HEADER), len(events), received_at, writer.ids)
         trace = trace_context(request.headers)
         rows = outbox_rows(events, ids, received_at, env, limits.max_event_bytes, trace)
     except Refused as refused:
         return answer(refused.status, error=refused.error)
     if rows:
         try:
-            await request.app[WRITER].submit_events(rows)
+            await writer.submit_events(rows)
         except DatabaseUnavailable as exc:
             log.error("events not stored: %s", exc, extra={"action": "http.db_unavailable"})
             return answer(503, error=UNAVAILABLE)

@@ -22,7 +22,7 @@ from typing import Any
 
 from service.errors import DatabaseUnavailable
 from service.events.ids import now_ms
-from service.events.inngest_ids import new_run
+from service.events.inngest_ids import RunningIds
 from service.events.payload import NewEvent, event_shell
 from service.events.trace import TraceContext
 from service.store.batch import BatchStore, Claim
@@ -90,6 +90,8 @@ class OutboxWriter:
         self._syncs: list[_SyncRequest] = []
         self._sends: list[_EventsRequest] = []
         self._in_flight: dict[tuple[str, str], asyncio.Future[Accepted]] = {}
+        # Inngest's ids of the events this writer makes: runs that last across its batches.
+        self.ids = RunningIds()
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -178,8 +180,8 @@ class OutboxWriter:
         return syncs, sends
 
     async def _write(self, syncs: list[_SyncRequest], sends: list[_EventsRequest]) -> None:
-        # The batch's sync events are one run: Inngest's ids for them, sent in few requests.
-        ids = new_run(len(syncs), now_ms()) if syncs else []
+        # The next ids of the writer's run: Inngest's ids for them, sent in few requests.
+        ids = self.ids.take(len(syncs), now_ms()) if syncs else []
         for request, event_id in zip(syncs, ids, strict=True):
             if request.idempotency is not None:
                 caller, key = request.idempotency

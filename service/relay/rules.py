@@ -13,6 +13,7 @@ for longer than ``RELAY_GIVE_UP_AFTER`` since its first failed attempt (or past
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -54,52 +55,75 @@ class Deliverer:
         self._rng = rng or random.Random()
 
     async def deliver(self, rows: Sequence[ClaimedRow], send_until: float) -> BatchOutcome:
-        """Send ``rows`` request by request; a request is started only before ``send_until``
-        (monotonic time, the lease's end less a request's timeout), so no row is sent after
-        its lease could have passed to another relay: the rest are handed back, due now. A
-        refused key or a rate limit pauses the relay (``health``) as soon as it is answered."""
+        """Send ``rows``, up to ``requests_in_flight`` requests at once (a claim of many short
+        runs is many requests); a request is started only before ``send_until`` (monotonic
+        time, the lease's end less a request's timeout), so no row is sent after its lease
+        could have passed to another relay: the rest are handed back, due now. A refused key
+        or a rate limit pauses the relay (``health``) as soon as it is answered."""
         s = self._settings
         outcome = BatchOutcome()
         queue = deque(requests_of(rows, s.batch_size, s.batch_max_bytes))
-        while queue:
-            if self._clock.monotonic() > send_until:
-                self._release(outcome, _rows_of(queue), self._clock.now_ms())
-                break
-            chunk = queue.popleft()
-            result = await self._send(chunk)
-            self._delivered(outcome, chunk[: result.accepted])
-            rest = chunk[result.accepted :]
-            if not rest:
-                continue
-            match result.status:
-                case SendStatus.PARTIAL:
-                    # Inngest stopped at the refused event; the ones after it were not looked at.
-                    self._bury(outcome, rest[0], result.error)
-                    if rest[1:]:
-                        queue.appendleft(rest[1:])
-                case SendStatus.TOO_LARGE:
-                    if len(rest) == 1:
-                        self._bury(outcome, rest[0], f"too large for Inngest: {result.error}")
-                    else:
-                        half = len(rest) // 2
-                        queue.extendleft([rest[half:], rest[:half]])
-                case SendStatus.UNAUTHORIZED:
-                    pause = self._health.key_pause()
-                    self._health.key_refused(result.error)
-                    self._hold_back(outcome, [*rest, *_rows_of(queue)], pause)
-                    break
-                case SendStatus.RATE_LIMITED:
-                    pause = self._rate_limit_pause(result)
-                    self._health.pause(pause)
-                    self._hold_back(outcome, [*rest, *_rows_of(queue)], pause)
-                    break
-                case SendStatus.TRANSIENT:
-                    self._reschedule(outcome, rest, result)
-                    if self._health.in_outage:
-                        # Inngest is down: the rows not yet sent wait as they were, due now.
+        in_flight: dict[asyncio.Future[SendResult], list[ClaimedRow]] = {}
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < s.requests_in_flight:
+                    if self._clock.monotonic() > send_until:
                         self._release(outcome, _rows_of(queue), self._clock.now_ms())
+                        queue.clear()
                         break
+                    chunk = queue.popleft()
+                    in_flight[asyncio.ensure_future(self._send(chunk))] = chunk
+                if not in_flight:
+                    break
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for sent in done:
+                    self._settle(outcome, in_flight.pop(sent), sent.result(), queue)
+        finally:
+            for sent in in_flight:  # only when cancelled: the requests still out go with it
+                sent.cancel()
         return outcome
+
+    def _settle(
+        self,
+        outcome: BatchOutcome,
+        chunk: list[ClaimedRow],
+        result: SendResult,
+        queue: deque[list[ClaimedRow]],
+    ) -> None:
+        """Apply the rules to one answered request; what they say of the requests not yet
+        sent (a refused key, a rate limit, an outage) empties ``queue``."""
+        self._delivered(outcome, chunk[: result.accepted])
+        rest = chunk[result.accepted :]
+        if not rest:
+            return
+        match result.status:
+            case SendStatus.PARTIAL:
+                # Inngest stopped at the refused event; the ones after it were not looked at.
+                self._bury(outcome, rest[0], result.error)
+                if rest[1:]:
+                    queue.appendleft(rest[1:])
+            case SendStatus.TOO_LARGE:
+                if len(rest) == 1:
+                    self._bury(outcome, rest[0], f"too large for Inngest: {result.error}")
+                else:
+                    half = len(rest) // 2
+                    queue.extendleft([rest[half:], rest[:half]])
+            case SendStatus.UNAUTHORIZED:
+                pause = self._health.key_pause()
+                self._health.key_refused(result.error)
+                self._hold_back(outcome, [*rest, *_rows_of(queue)], pause)
+                queue.clear()
+            case SendStatus.RATE_LIMITED:
+                pause = self._rate_limit_pause(result)
+                self._health.pause(pause)
+                self._hold_back(outcome, [*rest, *_rows_of(queue)], pause)
+                queue.clear()
+            case SendStatus.TRANSIENT:
+                self._reschedule(outcome, rest, result)
+                if self._health.in_outage:
+                    # Inngest is down: the rows not yet sent wait as they were, due now.
+                    self._release(outcome, _rows_of(queue), self._clock.now_ms())
+                    queue.clear()
 
     def _rate_limit_pause(self, result: SendResult) -> float:
         """How long a 429 holds the relay back: its Retry-After, else a backoff that grows with
@@ -184,8 +208,12 @@ class Deliverer:
 
     @staticmethod
     def _release(outcome: BatchOutcome, rows: Sequence[ClaimedRow], until: int) -> None:
+        if not rows:
+            return
         outcome.released.extend(row.seq for row in rows)
-        outcome.released_until = until
+        # One time for all the rows handed back: the latest of the reasons (a pause outlasts
+        # a lease that ran short).
+        outcome.released_until = max(outcome.released_until, until)
 
 
 def _rows_of(chunks: deque[list[ClaimedRow]]) -> list[ClaimedRow]:

@@ -89,6 +89,9 @@ class EventRow:
     replay_of: str | None
     first_failed_at: int | None = None
     env: str | None = None
+    inngest_id: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
     payload: str | None = None
 
     @classmethod

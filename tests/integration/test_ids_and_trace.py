@@ -71,6 +71,15 @@ async def looked_up(fake: FakeInngest, event_id: str) -> dict[str, Any]:
         return found
 
 
+async def outbox_command(database_url: str, *args: str) -> list[dict[str, Any]]:
+    """``service outbox ARGS`` (with ``--json``): its lines."""
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["outbox", *args], env={"DATABASE_URL": database_url}
+    )
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
 def fake_client(fake: FakeInngest) -> Any:
     import aiohttp
 
@@ -177,14 +186,8 @@ async def test_replays_send_new_ids_or_the_same_on_request(
         await deliver(settings, engine, fake)
         actions = []
         for args in (["--id", first], ["--id", second, "--same-id"]):
-            result = await asyncio.to_thread(
-                CliRunner().invoke,
-                main,
-                ["outbox", "replay", "--json", *args],
-                env={"DATABASE_URL": database_url},
-            )
-            assert result.exit_code == 0, result.output
-            actions.append(json.loads(result.stdout.splitlines()[0])["action"])
+            [line] = await outbox_command(database_url, "replay", "--json", *args)
+            actions.append(line["action"])
         assert actions == ["resent", "requeued"]
         await deliver(settings, engine, fake)
     rows = await stored(engine)
@@ -224,18 +227,29 @@ async def test_the_callers_trace_context_goes_along(
     async with running_fake() as fake:
         await deliver(app_settings, engine, fake)
         seen = {
-            record.events[0]["name"]: (
+            event["name"]: (
                 len(record.events),
                 record.headers.get("traceparent"),
                 record.headers.get("tracestate"),
             )
             for record in fake.requests
+            for event in record.events
         }
-    assert seen["app/t1"] == (2, TRACEPARENT, TRACESTATE)
+    # One request per trace context: the sends are one run of the writer's ids, cut by it.
+    assert seen["app/t1"] == seen["app/t2"] == (2, TRACEPARENT, TRACESTATE)
     assert seen["app/t3"] == (1, other["traceparent"], None)
-    assert seen["app/none"][1:] == (None, None) and seen["app/bad"][1:] == (None, None)
+    assert seen["app/none"] == seen["app/bad"] == (2, None, None)
     assert seen["app/v9"] == (1, TRACEPARENT, None)  # read as version 00
     assert seen["openapi/app.sync"] == (1, TRACEPARENT, TRACESTATE)
+
+
+async def test_an_operator_sees_the_inngest_id_and_the_trace(
+    api: TestClient, engine: AsyncEngine, database_url: str
+) -> None:
+    [event_id] = await send(api, [{"name": "app/shown"}], traceparent=TRACEPARENT)
+    [shown] = await outbox_command(database_url, "show", event_id, "--json")
+    assert (shown["id"], shown["inngest_id"]) == (event_id, event_id)
+    assert (shown["traceparent"], shown["tracestate"]) == (TRACEPARENT, None)
 
 
 @POSTGRESQL_ONLY

@@ -427,3 +427,35 @@ async def test_no_request_starts_after_its_lease_could_have_passed_on(
     first_claim = started[0]
     assert [round(at - first_claim) for at in started[:3]] == [0, 3, 6]
     assert len(started) > 3  # the rest went under a claim of their own
+
+
+async def test_a_claim_of_many_runs_has_its_requests_in_flight_together(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    ids = [event_id for _ in range(12) for event_id in await seed(engine, 3)]  # 12 runs
+    async with running_fake(default=Answer.ok(delay=0.5)) as fake:
+        tuned = relay_settings(settings, fake.origin, requests_in_flight=4)
+        async with running_relay(tuned, engine) as run:
+            await run.until(lambda: settled(engine))
+        assert len(fake.requests) == 12 and fake.most_at_once == 4
+        assert sorted(fake.received_ids) == sorted(ids)
+    assert set((await statuses(engine)).values()) == {"delivered"}
+
+
+async def test_a_key_refused_while_requests_are_in_flight_holds_every_row_back(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    for _ in range(12):
+        await seed(engine, 3)
+    async with running_fake(default=Answer(401, delay=0.5)) as fake:
+        tuned = relay_settings(settings, fake.origin, requests_in_flight=4)
+        async with running_relay(tuned, engine) as run:
+            await run.until(lambda: _len_at_least(fake.requests, 4))
+            await run.quiet()
+            assert run.relay.health.paused_for() > 0
+            # The four in flight were answered; none was started after the first refusal.
+            assert len(fake.requests) == 4
+            assert await _unlocked(engine)
+    rows = await rows_by_id(engine)
+    assert {r["status"] for r in rows.values()} == {"pending"}
+    assert {r["attempts"] for r in rows.values()} == {0}

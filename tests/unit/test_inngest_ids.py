@@ -12,6 +12,8 @@ import pytest
 
 from service.events.inngest_ids import (
     MAX_MS,
+    RUN_MS,
+    RunningIds,
     event_ids,
     follows,
     new_run,
@@ -141,3 +143,16 @@ def test_ids_of_other_runs_or_other_shapes_do_not_follow() -> None:
     assert ulid_parts("8" + "0" * 25) is None  # beyond 128 bits
     assert ulid_parts("6f1c0d9e-0000-7000-8000-000000000000") is None
     assert seed_for("0" * 26) is None  # time 0: Inngest's server refuses such a seed
+
+
+def test_a_writers_ids_make_one_run_for_a_while_then_a_new_one() -> None:
+    runs = RunningIds()
+    first = runs.take(3, 1_800_000_000_000)
+    later = runs.take(2, 1_800_000_000_000 + RUN_MS - 1)
+    assert event_ids(seed_for(first[0]), 5, 0) == first + later  # one run, one seed
+    assert {ulid_parts(i)[0] for i in first + later} == {1_800_000_000_000}  # type: ignore[index]
+    renewed = runs.take(1, 1_800_000_000_000 + RUN_MS)
+    assert ulid_parts(renewed[0])[0] == 1_800_000_000_000 + RUN_MS  # type: ignore[index]
+    assert not follows(ulid_parts(later[-1]), ulid_parts(renewed[0]))  # type: ignore[arg-type]
+    went_back = runs.take(1, 1_700_000_000_000)  # the clock went back: a run of its own
+    assert ulid_parts(went_back[0])[0] == 1_700_000_000_000  # type: ignore[index]

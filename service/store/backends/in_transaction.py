@@ -22,13 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from service.config import DEFAULT_EVENT_MAX_BYTES
 from service.config.settings import schema_name
 from service.events.ids import now_ms
-from service.events.inngest_ids import new_run
+from service.events.inngest_ids import RunningIds
 from service.events.payload import NewEvent, dumps
 from service.events.rules import env_error, event_error, size_error
 from service.store.backends.postgres_sql import quoted
 from service.store.backends.sqlite_sql import INSERT, insert_argument
 
 __all__ = ["EventRefused", "send_event"]
+
+# Where a connection keeps the run of Inngest ids of the events sent on it.
+RUNS = "service.inngest_ids"
 
 
 class EventRefused(ValueError):
@@ -66,10 +69,13 @@ async def send_event(
             "send_event needs a connection inside a transaction: call it between the app's "
             "begin() and commit(), so that the event commits or rolls back with them"
         )
+    connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
     # On PostgreSQL the function decides the Inngest id; this one is checked with the event
-    # (an id of the same length) and written only on SQLite.
+    # (an id of the same length) and written only on SQLite, where the events of one
+    # connection make runs (its pool keeps it for the next transactions).
     written_at = now_ms()
-    inngest_id = new_run(1, written_at)[0]
+    runs = connection.info.setdefault(RUNS, RunningIds())
+    inngest_id = runs.take(1, written_at)[0]
     event_id = id or inngest_id
     # As the Event API stores {name, data, user, id, ts}: in that order, user only if given.
     event: dict[str, Any] = {"name": name, "data": {} if data is None else _plain(data)}
@@ -81,7 +87,6 @@ async def send_event(
     problem = problem or size_error(payload, DEFAULT_EVENT_MAX_BYTES)
     if problem is not None:
         raise EventRefused(problem)
-    connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
     if connection.dialect.name == "postgresql":
         return await _call_the_function(connection, event, id or None, env, schema)
     row = NewEvent(event_id, name, written_at, payload, env=env, inngest_id=inngest_id)

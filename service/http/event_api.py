@@ -26,6 +26,7 @@ from service.http.auth import check_token
 from service.http.inngest_events import Refused, env_header, outbox_rows, read_events
 from service.http.keys import SETTINGS, WRITER
 from service.relay.inngest_client import ENV_HEADER
+from service.telemetry import write_span
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ async def post_events(request: web.Request) -> web.Response:
         return answer(refused.status, error=refused.error)
     if rows:
         try:
-            await writer.submit_events(rows)
+            with write_span("POST /e/{key}", len(rows), trace):
+                await writer.submit_events(rows)
         except DatabaseUnavailable as exc:
             log.error("events not stored: %s", exc, extra={"action": "http.db_unavailable"})
             return answer(503, error=UNAVAILABLE)

@@ -31,6 +31,7 @@ from service.store.backend import backend_of
 from service.store.engine import reading, transaction
 from service.store.idempotency import validate_key
 from service.store.schema import ensure_at_head
+from service.telemetry import write_span
 
 RETRY_AFTER = {"Retry-After": "1"}
 
@@ -78,7 +79,8 @@ async def post_sync(request: web.Request) -> web.Response:
         raise problem(400, "Bad Request", str(exc)) from exc
     await _json_body(request, required=False)
     trace = trace_context(request.headers)
-    answer = await request.app[WRITER].submit_sync(caller.user, accepted_at, idempotency, trace)
+    with write_span("POST /api", 1, trace):
+        answer = await request.app[WRITER].submit_sync(caller.user, accepted_at, idempotency, trace)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return web.Response(text=answer.body, content_type="application/json", headers=headers)
 
@@ -103,13 +105,15 @@ async def put_settings(request: web.Request) -> web.Response:
     accepted_at = now_ms()
     await _internal_caller(request)
     document = await _json_body(request, required=True)
-    async with transaction(request.app[ENGINE]) as conn:
-        try:
-            stored = await app_settings.replace(conn, document, accepted_at)
-        except InvalidInput as exc:
-            raise problem(400, "Bad Request", str(exc)) from exc
-        event = new_event_from_json(stored, None, accepted_at, trace=trace_context(request.headers))
-        await outbox.add(conn, [event])
+    trace = trace_context(request.headers)
+    with write_span("PUT /api/settings", 1, trace):
+        async with transaction(request.app[ENGINE]) as conn:
+            try:
+                stored = await app_settings.replace(conn, document, accepted_at)
+            except InvalidInput as exc:
+                raise problem(400, "Bad Request", str(exc)) from exc
+            event = new_event_from_json(stored, None, accepted_at, trace=trace)
+            await outbox.add(conn, [event])
     request.app[METRICS].accepted.inc()
     request.app[NEW_WORK].set()
     return web.Response(text=accepted_body(event.id), content_type="application/json")

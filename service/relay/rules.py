@@ -28,6 +28,7 @@ from service.relay.health import Health
 from service.relay.inngest_client import InngestClient, SendResult, SendStatus
 from service.relay.requests import request_headers, requests_of
 from service.store.outbox import BatchOutcome, Burial, ClaimedRow, Retry
+from service.telemetry import delivery_span, record_delivery
 from service.timefmt import human_age, iso
 
 __all__ = ["Deliverer"]
@@ -138,7 +139,9 @@ class Deliverer:
         # A chunk is one request's worth (``requests_of``) or a part of one, which splits keep
         # within one environment, trace context and run: its first row decides the headers.
         headers = request_headers(chunk)
-        result = await self._client.send([row.payload for row in chunk], headers)
+        with delivery_span(len(chunk), headers) as span:
+            result = await self._client.send([row.payload for row in chunk], headers)
+            record_delivery(span, result.status.value, result.http_status, result.error)
         self._metrics.send_seconds.observe(time.perf_counter() - started)
         self._metrics.attempts.labels(result.status.value).inc()
         if result.status in (SendStatus.TRANSIENT, SendStatus.RATE_LIMITED):

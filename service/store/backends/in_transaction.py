@@ -27,6 +27,7 @@ from service.events.payload import NewEvent, dumps
 from service.events.rules import env_error, event_error, size_error
 from service.store.backends.postgres_sql import quoted
 from service.store.backends.sqlite_sql import INSERT, insert_argument
+from service.telemetry import write_span
 
 __all__ = ["EventRefused", "send_event"]
 
@@ -87,10 +88,11 @@ async def send_event(
     problem = problem or size_error(payload, DEFAULT_EVENT_MAX_BYTES)
     if problem is not None:
         raise EventRefused(problem)
-    if connection.dialect.name == "postgresql":
-        return await _call_the_function(connection, event, id or None, env, schema)
-    row = NewEvent(event_id, name, written_at, payload, env=env, inngest_id=inngest_id)
-    await connection.exec_driver_sql(INSERT, (insert_argument([], [row]),))
+    with write_span("send_event", 1):
+        if connection.dialect.name == "postgresql":
+            return await _call_the_function(connection, event, id or None, env, schema)
+        row = NewEvent(event_id, name, written_at, payload, env=env, inngest_id=inngest_id)
+        await connection.exec_driver_sql(INSERT, (insert_argument([], [row]),))
     return event_id
 
 

@@ -76,6 +76,10 @@ def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 # What this revision changes in revision 0006's function: each old text and its new one.
 CHANGES = (
     ("    event_id text;\n", "    event_id text;\n    inngest_id text;\n"),
@@ -85,7 +89,7 @@ CHANGES = (
         " FROM 1 FOR 6),\n        52, 1), 53, 1), 'hex')::uuid::text);\n",
         "    -- The id Inngest will give it: the next position of this second's run.\n"
         "    inngest_id := {s}.inngest_id(now_ms - now_ms % {run},"
-        " nextval('{s}.outbox_run_position'));\n"
+        " nextval({sequence}));\n"
         "    event_id := coalesce(nullif(send_event.id, ''), inngest_id);\n",
     ),
     (
@@ -102,13 +106,13 @@ def send_event(schema: str) -> str:
     grants stay)."""
     function = revision_0006().send_event(schema)
     s = _quoted(schema)
+    sequence = _literal(f"{s}.outbox_run_position")
     for old, new in CHANGES:
         old = old.replace("{s}", s)
         if old not in function:
             raise RuntimeError(f"revision 0006's send_event has no {old.strip()!r}")
-        function = function.replace(
-            old, new.replace("{s}", s).replace("{run}", str(RUN_SECONDS_MS))
-        )
+        new = new.replace("{s}", s).replace("{run}", str(RUN_SECONDS_MS))
+        function = function.replace(old, new.replace("{sequence}", sequence))
     return function
 
 

@@ -48,8 +48,9 @@ _TAIL = 2**32  # the positions are added to the entropy's last 32 bits, modulo t
 # the longer the runs, the fewer requests carry them (one request holds one run at most).
 RUN_MS = 1000
 
-# Go's strconv.ParseInt, as Inngest's server reads the milliseconds: an optional sign, digits.
-_MILLIS = re.compile(r"[+-]?[0-9]{1,19}")
+# Go's strconv.ParseInt, as Inngest's server reads the milliseconds: an optional sign, digits
+# (leading zeros taken: the significant digits are bounded, not the string).
+_MILLIS = re.compile(r"[+-]?0*([0-9]{1,19})")
 _RFC4648 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _CROCKFORD = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _TO_CROCKFORD = bytes.maketrans(_RFC4648, _CROCKFORD)
@@ -83,9 +84,10 @@ def parse_seed(header: str | None) -> tuple[int, bytes] | None:
     if not header:
         return None
     millis, comma, encoded = header.partition(",")
-    if not comma or "," in encoded or not _MILLIS.fullmatch(millis):
+    digits = _MILLIS.fullmatch(millis)
+    if not comma or "," in encoded or digits is None:
         return None
-    ms = int(millis)
+    ms = -int(digits.group(1)) if millis.startswith("-") else int(digits.group(1))
     if not 0 < ms <= MAX_MS:
         return None
     try:

@@ -133,13 +133,21 @@ def new_event_from_json(
 
 
 def resent_event(
-    original_payload: str, name: str, new_id: str, at: int, of: str, env: str | None = None
+    original_payload: str,
+    name: str,
+    new_id: str,
+    at: int,
+    of: str,
+    env: str | None = None,
+    trace: TraceContext | None = None,
 ) -> NewEvent:
     """A copy of a stored event under ``new_id`` (also the id Inngest will give it), for the same
-    environment: only the payload's ``id`` changes (``ts`` is still the original acceptance
-    time); the row itself is accepted ``at``, due at once."""
+    environment and in the same trace context: only the payload's ``id`` changes (``ts`` is
+    still the original acceptance time); the row itself is accepted ``at``, due at once."""
     document = json.loads(original_payload)
     if not isinstance(document, dict):
         raise InvalidInput(f"event {of} has a payload that is not a JSON object")
     document["id"] = new_id  # keeps the key's position: dicts keep their order
-    return NewEvent(new_id, name, at, dumps(document), replay_of=of, env=env, inngest_id=new_id)
+    return NewEvent(
+        new_id, name, at, dumps(document), replay_of=of, env=env, inngest_id=new_id, trace=trace
+    )

@@ -24,8 +24,11 @@ _TRACEPARENT = re.compile(
     r"-(?P<flags>[0-9a-f]{2})(?P<rest>-.*)?",
     re.DOTALL,
 )
-# Printable ASCII; what a tracing system must pass on is at least 512 characters of it.
-_TRACESTATE = re.compile(r"[ -~]{1,512}")
+# Printable ASCII; what a tracing system must pass on is at least 512 characters of it, and
+# what it drops to stay within that: members longer than 128 characters, then from the end.
+_TRACESTATE = re.compile(r"[ -~]+")
+TRACESTATE_MAX = 512
+_LONG_MEMBER = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +69,18 @@ def trace_context(headers: MultiMapping[str]) -> TraceContext | None:
     traceparent = parse_traceparent(carried[0])
     if traceparent is None:
         return None
-    state = headers.get(TRACESTATE)
-    if state is not None:
-        state = state.strip(" \t")
-        if not _TRACESTATE.fullmatch(state):
-            state = None
-    return TraceContext(traceparent, state)
+    return TraceContext(traceparent, _tracestate(headers.getall(TRACESTATE, [])))
+
+
+def _tracestate(values: list[str]) -> str | None:
+    """The request's ``tracestate`` headers as one (several are one list, joined by commas),
+    cut to ``TRACESTATE_MAX`` characters as the W3C rules say; None if none or not ASCII."""
+    members = [m.strip(" \t") for value in values for m in value.split(",")]
+    members = [m for m in members if m]
+    if not members or not all(_TRACESTATE.fullmatch(m) for m in members):
+        return None
+    if len(",".join(members)) > TRACESTATE_MAX:
+        members = [m for m in members if len(m) <= _LONG_MEMBER]
+    while members and len(",".join(members)) > TRACESTATE_MAX:
+        members.pop()
+    return ",".join(members) or None

@@ -287,7 +287,9 @@ class NextAuthReader:
         """The keys that may have encrypted a token with this header, in the order to try them;
         refuses, before any decryption, what next-auth never makes."""
         enc = header.get("enc")
-        alg_ok = header.get("alg") == "dir" and "zip" not in header
+        # next-auth's headers are alg, enc and (v5) kid: never zip, never crit (whose odd
+        # values, such as [None], the JWE library does not survive).
+        alg_ok = header.get("alg") == "dir" and "zip" not in header and "crit" not in header
         if not alg_ok or not isinstance(enc, str) or enc not in KEY_BYTES:
             raise SessionRefused(UNSUPPORTED)
         length = KEY_BYTES[enc]
@@ -317,6 +319,8 @@ class NextAuthReader:
         for key in keys:
             try:
                 return jwe.decrypt_compact(token, key, registry=REGISTRY).plaintext or b""
-            except (JoseError, ValueError):
-                continue  # a wrong key, or altered bytes: the next secret may still fit
+            except (JoseError, ValueError, TypeError):
+                # A wrong key, or altered bytes (a header field of an odd type): the next
+                # secret may still fit.
+                continue
         raise SessionRefused(UNDECRYPTABLE)

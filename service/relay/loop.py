@@ -224,7 +224,10 @@ async def run_relay(relay: Relay, stop: asyncio.Event) -> None:
 @contextlib.asynccontextmanager
 async def inngest_client(settings: Settings) -> AsyncIterator[InngestClient]:
     """An Inngest client over its own HTTP session, closed on exit."""
-    connector = aiohttp.TCPConnector(limit=max(4, settings.relay.concurrency * 2))
+    # A connection for every request that may be in flight: a request waiting for one would
+    # spend its timeout in the pool's queue.
+    relay = settings.relay
+    connector = aiohttp.TCPConnector(limit=max(4, relay.concurrency * relay.requests_in_flight))
     async with aiohttp.ClientSession(
         connector=connector, headers={"user-agent": user_agent()}
     ) as session:

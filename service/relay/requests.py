@@ -54,14 +54,16 @@ def _runs(rows: Sequence[ClaimedRow]) -> list[list[ClaimedRow]]:
         # A claim may hold a run's rows in another order than the run's (concurrent writers);
         # in the run's order, any gap (a row delivered, buried or not claimed) ends a stretch.
         members.sort(key=lambda member: member[0])
-        stretch = [members[0][1]]
-        for (previous, _), (entropy, row) in itertools.pairwise(members):
-            if follows((run_ms, previous), (run_ms, entropy)):
-                stretch.append(row)
+        stretches = [[members[0]]]
+        for previous, member in itertools.pairwise(members):
+            if follows((run_ms, previous[0]), (run_ms, member[0])):
+                stretches[-1].append(member)
             else:
-                runs.append(stretch)
-                stretch = [row]
-        runs.append(stretch)
+                stretches.append([member])
+        # A run whose last four bytes wrapped sorts its end first: the two make one stretch.
+        if len(stretches) > 1 and follows((run_ms, stretches[-1][-1][0]), (run_ms, members[0][0])):
+            stretches[0] = stretches.pop() + stretches[0]
+        runs.extend([row for _, row in stretch] for stretch in stretches)
     return runs
 
 

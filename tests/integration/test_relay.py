@@ -449,17 +449,8 @@ async def test_a_key_refused_while_requests_are_in_flight_holds_every_row_back(
     for _ in range(12):
         await seed(engine, 3)
     async with running_fake(default=Answer(401, delay=0.5)) as fake:
-        tuned = relay_settings(settings, fake.origin, requests_in_flight=4)
-        async with running_relay(tuned, engine) as run:
-            await run.until(lambda: _len_at_least(fake.requests, 4))
-            await run.quiet()
-            assert run.relay.health.paused_for() > 0
-            # The four in flight were answered; none was started after the first refusal.
-            assert len(fake.requests) == 4
-            assert await _unlocked(engine)
-    rows = await rows_by_id(engine)
-    assert {r["status"] for r in rows.values()} == {"pending"}
-    assert {r["attempts"] for r in rows.values()} == {0}
+        # The four in flight were answered; none was started after the first refusal.
+        await _held_back_after(settings, engine, fake, in_flight=4, requests=4)
 
 
 async def test_what_a_request_in_flight_hands_back_after_a_refused_key_waits_too(
@@ -473,13 +464,21 @@ async def test_what_a_request_in_flight_hands_back_after_a_refused_key_waits_too
         fake.enqueue(
             Answer.unauthorized(), dataclasses.replace(Answer.payload_too_large(), delay=0.5)
         )
-        tuned = relay_settings(settings, fake.origin, requests_in_flight=2)
-        async with running_relay(tuned, engine) as run:
-            await run.until(lambda: _len_at_least(fake.requests, 2))
-            await run.quiet()
-            assert run.relay.health.paused_for() > 0
-            assert len(fake.requests) == 2
-            assert await _unlocked(engine)
+        await _held_back_after(settings, engine, fake, in_flight=2, requests=2)
+
+
+async def _held_back_after(
+    settings: Settings, engine: AsyncEngine, fake: FakeInngest, *, in_flight: int, requests: int
+) -> None:
+    """The relay, ``in_flight`` requests at once, is paused by a refused key after
+    ``requests`` requests, and every row is pending as it was."""
+    tuned = relay_settings(settings, fake.origin, requests_in_flight=in_flight)
+    async with running_relay(tuned, engine) as run:
+        await run.until(lambda: _len_at_least(fake.requests, requests))
+        await run.quiet()
+        assert run.relay.health.paused_for() > 0
+        assert len(fake.requests) == requests
+        assert await _unlocked(engine)
     rows = await rows_by_id(engine)
     assert {r["status"] for r in rows.values()} == {"pending"}
     assert {r["attempts"] for r in rows.values()} == {0}

@@ -187,14 +187,22 @@ class Deliverer:
     def _reschedule(
         self, outcome: BatchOutcome, rows: Sequence[ClaimedRow], result: SendResult
     ) -> None:
-        """Rows a failed request carried: each waits a backoff of its own, or is buried once it
-        has failed for longer than the time budget."""
+        """Rows a failed request carried: they wait one backoff together, or each is buried
+        once it has failed for longer than the time budget."""
         s = self._settings
         now = self._clock.now_ms()
         # The failure is Inngest's, not the rows': the backoff grows with the relay's failures
         # in a row (how down Inngest looks), not with each row's attempts, so that the unlucky
         # rows of a flaky Event API are not parked for minutes. A bad event is a 400: buried.
-        failures = self._health.failures_in_a_row
+        # One draw of the jitter for the request: its rows stay one stretch of their run, to
+        # be sent again in one request rather than one each.
+        delay = next_retry_delay(
+            self._health.failures_in_a_row,
+            result.retry_after,
+            s.backoff_base,
+            s.backoff_max,
+            self._rng,
+        )
         for row in rows:
             attempts = row.attempts + 1
             failing_since = now if row.first_failed_at is None else row.first_failed_at
@@ -204,9 +212,6 @@ class Deliverer:
             if s.max_attempts is not None and gives_up(attempts, s.max_attempts):
                 self._bury(outcome, row, result.error)
                 continue
-            delay = next_retry_delay(
-                failures, result.retry_after, s.backoff_base, s.backoff_max, self._rng
-            )
             outcome.retries.append(Retry(row.seq, now + int(delay * 1000), result.error))
 
     @staticmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -32,17 +33,19 @@ TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN}-01"
 
 
 class Recorder(SpanProcessor):
-    """Keeps the spans that end while a test listens; the others are dropped. (A process has
-    one tracer provider: once set, it stays for the tests that run after these.)"""
+    """Keeps the spans that end in the test's own thread while it listens; the others (of
+    servers other tests run in threads of their own) are dropped. (A process has one tracer
+    provider: once set, it stays for the tests that run after these.)"""
 
     def __init__(self) -> None:
         self.spans: list[ReadableSpan] | None = None
+        self.thread = 0
 
     def on_start(self, span: object, parent_context: Context | None = None) -> None:
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self.spans is not None:
+        if self.spans is not None and threading.get_ident() == self.thread:
             self.spans.append(span)
 
 
@@ -56,7 +59,7 @@ def spans() -> Iterator[list[ReadableSpan]]:
         provider = TracerProvider()
         provider.add_span_processor(_RECORDER)
         trace.set_tracer_provider(provider)
-    _RECORDER.spans = []
+    _RECORDER.spans, _RECORDER.thread = [], threading.get_ident()
     try:
         yield _RECORDER.spans
     finally:

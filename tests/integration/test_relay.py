@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.events.ids import now_ms
-from service.relay.health import OUTAGE_AFTER
+from service.relay.health import KEY_PAUSE_FIRST, OUTAGE_AFTER
 from service.store import outbox
 from tests.fake_inngest import Answer, FakeInngest, running_fake
 from tests.manual_clock import ManualClock
@@ -472,11 +472,12 @@ async def _held_back_after(
 ) -> None:
     """The relay, ``in_flight`` requests at once, is paused by a refused key after
     ``requests`` requests, and every row is pending as it was."""
-    tuned = relay_settings(settings, fake.origin, requests_in_flight=in_flight)
+    tuned = relay_settings(settings, fake.origin, requests_in_flight=in_flight, backoff_max=60.0)
     async with running_relay(tuned, engine) as run:
         await run.until(lambda: _len_at_least(fake.requests, requests))
         await run.quiet()
-        assert run.relay.health.paused_for() > 0
+        # One refusal, however many requests in flight were refused: the first pause.
+        assert 0 < run.relay.health.paused_for() <= KEY_PAUSE_FIRST
         assert len(fake.requests) == requests
         assert await _unlocked(engine)
     rows = await rows_by_id(engine)

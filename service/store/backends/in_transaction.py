@@ -31,8 +31,11 @@ from service.telemetry import write_span
 
 __all__ = ["EventRefused", "send_event"]
 
-# Where a connection keeps the run of Inngest ids of the events sent on it.
+# Where a SQLite connection keeps the run of Inngest ids of the events sent on it.
 RUNS = "service.inngest_ids"
+# On PostgreSQL the function makes the Inngest id: the event is checked here with a stand-in of
+# its length, so that the size the rules measure is the size stored.
+PLACEHOLDER_ID = "0" * 26
 
 
 class EventRefused(ValueError):
@@ -71,12 +74,13 @@ async def send_event(
             "begin() and commit(), so that the event commits or rolls back with them"
         )
     connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
-    # On PostgreSQL the function decides the Inngest id; this one is checked with the event
-    # (an id of the same length) and written only on SQLite, where the events of one
-    # connection make runs (its pool keeps it for the next transactions).
+    postgresql = connection.dialect.name == "postgresql"
     written_at = now_ms()
-    runs = connection.info.setdefault(RUNS, RunningIds())
-    inngest_id = runs.take(1, written_at)[0]
+    if postgresql:
+        inngest_id = PLACEHOLDER_ID
+    else:
+        # The events of one connection make runs (its pool keeps it for the next transactions).
+        inngest_id = connection.info.setdefault(RUNS, RunningIds()).take(1, written_at)[0]
     event_id = id or inngest_id
     # As the Event API stores {name, data, user, id, ts}: in that order, user only if given.
     event: dict[str, Any] = {"name": name, "data": {} if data is None else _plain(data)}
@@ -89,7 +93,7 @@ async def send_event(
     if problem is not None:
         raise EventRefused(problem)
     with write_span("send_event", 1):
-        if connection.dialect.name == "postgresql":
+        if postgresql:
             return await _call_the_function(connection, event, id or None, env, schema)
         row = NewEvent(event_id, name, written_at, payload, env=env, inngest_id=inngest_id)
         await connection.exec_driver_sql(INSERT, (insert_argument([], [row]),))

@@ -42,9 +42,18 @@ def insert_rows(shells: Sequence[EventShell], events: Sequence[NewEvent]) -> lis
         for e in shells
     ]
     rows += [
-        (e.id, e.name, e.payload, None, e.created_at, e.env, e.replay_of, e.inngest_id, *trace)
+        (
+            e.id,
+            e.name,
+            e.payload,
+            None,
+            e.created_at,
+            e.env,
+            e.replay_of,
+            e.inngest_id,
+            *_trace(e.trace),
+        )
         for e in events
-        for trace in (_trace(e.trace),)
     ]
     return rows
 

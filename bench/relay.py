@@ -99,7 +99,7 @@ async def capture_claim(engine: Any) -> tuple[str, Any]:
     from sqlalchemy import event
 
     from service.events.ids import now_ms
-    from service.store import outbox
+    from service.store import deliveries
 
     captured: dict[str, Any] = {}
 
@@ -110,13 +110,13 @@ async def capture_claim(engine: Any) -> tuple[str, Any]:
 
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
     try:
-        await outbox.claim(engine, "bench-explain", 500, 60_000, now_ms())
+        await deliveries.claim(engine, "bench-explain", 500, 60_000, now_ms())
     except Captured:
         pass
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
     if not captured:
-        raise BenchError("outbox.claim sent no statement on outbox_events")
+        raise BenchError("deliveries.claim sent no statement on outbox_events")
     return captured["sql"], captured["params"]
 
 

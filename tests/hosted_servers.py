@@ -22,7 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
@@ -237,18 +237,21 @@ def certificates() -> Iterator[Certificates]:
 
 @contextlib.contextmanager
 def running_cluster(
-    certificates: Certificates | None, *, plain_too: bool = False
+    certificates: Certificates | None, *, plain_too: bool = False, settings: Sequence[str] = ()
 ) -> Iterator[Cluster]:
     """A cluster started for the block: with TLS (``certificates``), or none. With TLS it
-    takes only TLS connections unless ``plain_too``."""
-    cluster = _start_cluster(certificates, plain_too)
+    takes only TLS connections unless ``plain_too``. ``settings``: lines of
+    ``postgresql.conf`` after the cluster's own (a later line wins)."""
+    cluster = _start_cluster(certificates, plain_too, settings)
     try:
         yield cluster
     finally:
         _stop_cluster(cluster)
 
 
-def _start_cluster(certificates: Certificates | None, plain_too: bool) -> Cluster:
+def _start_cluster(
+    certificates: Certificates | None, plain_too: bool, extra_settings: Sequence[str]
+) -> Cluster:
     owner, bin_dir, port = _Owner(), _postgres_bin(), free_port()
     assert bin_dir is not None
     directory = _private_directory(owner, "service-pg-")
@@ -286,7 +289,7 @@ def _start_cluster(certificates: Certificates | None, plain_too: bool) -> Cluste
             f"{'host' if plain_too else 'hostssl'} all all 127.0.0.1/32 scram-sha-256",
         ]
     with (data / "postgresql.conf").open("a") as conf:
-        conf.write("\n".join(settings) + "\n")
+        conf.write("\n".join([*settings, *extra_settings]) + "\n")
     _write(data / "pg_hba.conf", "\n".join(rules) + "\n", owner, 0o600)
     _write(log, "", owner)
     subprocess.run(

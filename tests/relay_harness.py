@@ -27,7 +27,7 @@ from service.events.inngest_ids import new_run
 from service.metrics import Metrics
 from service.relay.clock import Clock, SystemClock
 from service.relay.loop import Relay, inngest_client, run_relay
-from service.store import outbox
+from service.store import deliveries
 from service.store.backend import backend_of
 from service.store.backends.base import POLLING, Listener
 from service.store.tables import outbox_events
@@ -77,7 +77,7 @@ async def seed(
         for n, event_id in enumerate(new_run(count, at))
     ]
     async with engine.begin() as conn:
-        await outbox.add(conn, events)
+        await deliveries.add(conn, events)
     return [event.id for event in events]
 
 

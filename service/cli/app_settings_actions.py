@@ -12,7 +12,7 @@ from service.cli.database import run, with_engine
 from service.config import Settings
 from service.events.ids import now_ms
 from service.events.payload import new_event
-from service.store import app_settings, outbox
+from service.store import deliveries, settings_store
 from service.store.engine import reading, transaction
 
 Change = Callable[[AsyncConnection, int], Awaitable[dict[str, Any]]]
@@ -23,21 +23,23 @@ def read(settings: Settings) -> dict[str, Any]:
 
     async def work(engine: AsyncEngine) -> dict[str, Any]:
         async with reading(engine) as conn:
-            return await app_settings.read(conn)
+            return await settings_store.read(conn)
 
     return run(with_engine(settings, work))
 
 
 def set_key(settings: Settings, key: str, value: object, sync: bool) -> str | None:
     """Set one key; the id of the sync event enqueued, if ``sync``."""
-    return run(_store(settings, lambda conn, at: app_settings.set_key(conn, key, value, at), sync))
+    return run(
+        _store(settings, lambda conn, at: settings_store.set_key(conn, key, value, at), sync)
+    )
 
 
 def replace(settings: Settings, document: dict[str, Any], sync: bool) -> str | None:
     """Replace the whole document; the id of the sync event enqueued, if ``sync``."""
 
     async def change(conn: AsyncConnection, at: int) -> dict[str, Any]:
-        await app_settings.replace(conn, document, at)
+        await settings_store.replace(conn, document, at)
         return dict(document)
 
     return run(_store(settings, change, sync))
@@ -51,7 +53,7 @@ async def _store(settings: Settings, change: Change, sync: bool) -> str | None:
             if not sync:
                 return None
             event = new_event(document, None, at)
-            await outbox.add(conn, [event])
+            await deliveries.add(conn, [event])
             return event.id
 
     return await with_engine(settings, work)

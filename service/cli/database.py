@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.cli.common import fail
 from service.config import Settings
 from service.errors import DatabaseUnavailable, ServiceError
-from service.store import schema
+from service.store import schema_version
 from service.store.engine import create_engine
 
 T = TypeVar("T")
@@ -34,7 +34,7 @@ async def with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitabl
     """Open an engine, check the schema is at head, run ``work(engine)``, dispose."""
     engine = create_engine(settings)
     try:
-        await schema.ensure_at_head(engine)
+        await schema_version.ensure_at_head(engine)
         return await work(engine)
     finally:
         await engine.dispose()

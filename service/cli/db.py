@@ -51,16 +51,18 @@ def db_current() -> None:
     settings = load_settings()
     # Loaded when the command runs (see the module's docstring).
     from service.cli.database import run
-    from service.store import schema
+    from service.store import schema_version
     from service.store.engine import create_engine
 
     async def current() -> str | None:
         engine = create_engine(settings)
         try:
-            return await schema.current_revision(engine)
+            return await schema_version.current_revision(engine)
         finally:
             await engine.dispose()
 
     revision = run(current())
-    state = "at head" if revision == schema.HEAD else "behind head: run `service db upgrade`"
-    click.echo(f"current: {revision or 'none'} (head: {schema.HEAD}, {state})")
+    state = (
+        "at head" if revision == schema_version.HEAD else "behind head: run `service db upgrade`"
+    )
+    click.echo(f"current: {revision or 'none'} (head: {schema_version.HEAD}, {state})")

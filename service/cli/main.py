@@ -19,11 +19,11 @@ from service.heap import leave_heap_to_exit
 # ``service.cli.relay`` and no other.
 COMMANDS = {
     "db": "service.cli.db:db",
-    "outbox": "service.cli.outbox:outbox",
+    "outbox": "service.cli.outbox_commands:outbox",
     "relay": "service.cli.relay:relay",
     "serve": "service.cli.serve:serve",
     "session": "service.cli.session:session",
-    "settings": "service.cli.app_settings:settings_group",
+    "settings": "service.cli.settings_commands:settings_group",
 }
 
 

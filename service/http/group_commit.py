@@ -25,7 +25,7 @@ from service.events.ids import now_ms
 from service.events.inngest_ids import RunningIds
 from service.events.payload import NewEvent, event_shell
 from service.events.trace import TraceContext
-from service.store.batch import BatchStore, Claim
+from service.store.batch_writes import BatchStore, Claim
 
 log = logging.getLogger(__name__)
 

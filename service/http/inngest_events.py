@@ -1,5 +1,5 @@
 """The events of an Event API request: read, checked with Inngest's rules and texts
-(``service.events.rules``), and made into the rows the outbox stores.
+(``service.events.validation``), and made into the rows the outbox stores.
 
 The whole batch is checked before anything is stored: the JS SDK sends a refused batch five
 times, so a batch is taken whole or not at all (Inngest's own server keeps the events before
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from service.events.payload import NewEvent
-from service.events.rules import env_error, event_error, size_error, stored_payload
 from service.events.trace import TraceContext
+from service.events.validation import env_error, event_error, size_error, stored_payload
 from service.json_reader import MalformedJson, parse_json
 
 MAX_EVENTS = 5000  # per request, as at Inngest

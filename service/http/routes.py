@@ -26,11 +26,11 @@ from service.http.keys import (
 )
 from service.http.problems import problem
 from service.json_reader import MalformedJson, parse_json
-from service.store import app_settings, outbox
+from service.store import deliveries, settings_store
 from service.store.backend import backend_of
 from service.store.engine import reading, transaction
 from service.store.idempotency import validate_key
-from service.store.schema import ensure_at_head
+from service.store.schema_version import ensure_at_head
 from service.telemetry import write_span
 
 RETRY_AFTER = {"Retry-After": "1"}
@@ -96,7 +96,7 @@ async def get_settings(request: web.Request) -> web.Response:
     """The app settings document."""
     await _internal_caller(request)
     async with reading(request.app[ENGINE]) as conn:
-        document = await app_settings.read_json(conn)
+        document = await settings_store.read_json(conn)
     return web.Response(text=document, content_type="application/json")
 
 
@@ -109,11 +109,11 @@ async def put_settings(request: web.Request) -> web.Response:
     with write_span("PUT /api/settings", 1, trace):
         async with transaction(request.app[ENGINE]) as conn:
             try:
-                stored = await app_settings.replace(conn, document, accepted_at)
+                stored = await settings_store.replace(conn, document, accepted_at)
             except InvalidInput as exc:
                 raise problem(400, "Bad Request", str(exc)) from exc
             event = new_event_from_json(stored, None, accepted_at, trace=trace)
-            await outbox.add(conn, [event])
+            await deliveries.add(conn, [event])
     request.app[METRICS].accepted.inc()
     request.app[NEW_WORK].set()
     return web.Response(text=accepted_body(event.id), content_type="application/json")

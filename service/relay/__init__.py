@@ -1,5 +1,5 @@
-"""Delivery: the relay loop (``loop``) and the batch it holds (``batch``), the delivery rules
-(``rules``), the Inngest Event API client (``inngest_client``), the relay's view of Inngest and
+"""Delivery: the relay loop (``loop``) and the batch it holds (``leased_batch``), the delivery rules
+(``deliverer``), the Inngest Event API client (``inngest_client``), the relay's view of Inngest and
 its pauses (``health``), the outage probe (``probing``), the backoff policy (``backoff``), its
 clock (``clock``), the housekeeping beside it (``housekeeping``), and the ``service relay``
 worker process (``worker``).

@@ -1,7 +1,7 @@
 """The Inngest Event API client: post a batch of events, classify the answer.
 
 ``InngestClient.send`` never raises for anything Inngest or the network does; it returns a
-``SendResult`` that the relay maps onto its delivery rules (``rules``: deliver, bury, split,
+``SendResult`` that the relay maps onto its delivery rules (``deliverer``: deliver, bury, split,
 pause, back off). The event key is part of the URL, so every error text is built from the redacted
 endpoint and scrubbed of the key before it leaves this module.
 """

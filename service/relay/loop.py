@@ -26,14 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.errors import DatabaseUnavailable
 from service.metrics import Metrics
-from service.relay.batch import LeasedBatch
 from service.relay.clock import Clock, SystemClock, sleep_unless
+from service.relay.deliverer import Deliverer
 from service.relay.health import Health
 from service.relay.housekeeping import Housekeeping
 from service.relay.inngest_client import InngestClient, user_agent
+from service.relay.leased_batch import LeasedBatch
 from service.relay.probing import Prober
-from service.relay.rules import Deliverer
-from service.store import outbox
+from service.store import deliveries
 from service.store.backends.base import POLLING, Listener
 
 __all__ = ["Relay", "inngest_client", "new_relay_id", "run_relay"]
@@ -151,7 +151,7 @@ class Relay:
         lease_ms = int(self.settings.lease_seconds * 1000)
         try:
             now = self.clock.now_ms()
-            rows = await outbox.claim(self.engine, lease, limit, lease_ms, now, early=early)
+            rows = await deliveries.claim(self.engine, lease, limit, lease_ms, now, early=early)
         except DatabaseUnavailable as exc:
             log.error("claim failed: %s", exc, extra={"action": "relay.claim_failed"})
             await self._sleep(stop, self.settings.poll_interval)
@@ -170,13 +170,13 @@ class Relay:
         if ended := self.health.take_ended():
             await self._prober.recovered(ended)
 
-    async def _record(self, lease: str, outcome: outbox.BatchOutcome) -> None:
+    async def _record(self, lease: str, outcome: deliveries.BatchOutcome) -> None:
         """Write the outcome, retrying through a short database outage; if it stays down, the
         lease runs out and another relay sends the rows again under the same ids (Inngest
         drops the repeats)."""
         for attempt in range(1, RECORD_RETRIES + 1):
             try:
-                await outbox.record(self.engine, lease, outcome, self.clock.now_ms())
+                await deliveries.record(self.engine, lease, outcome, self.clock.now_ms())
                 return
             except DatabaseUnavailable as exc:
                 log.error(
@@ -203,7 +203,7 @@ class Relay:
             # now on wake this relay.
             timeout = self.settings.poll_interval
             with contextlib.suppress(DatabaseUnavailable):
-                due = await outbox.next_due_at(self.engine)
+                due = await deliveries.next_due_at(self.engine)
                 if due is not None:
                     # At least a moment: a due row another relay claims right now is not ours.
                     timeout = min(timeout, max(0.01, (due - self.clock.now_ms()) / 1000))

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import RelaySettings
 from service.errors import DatabaseUnavailable
-from service.relay.batch import LeasedBatch
 from service.relay.clock import Clock, sleep_unless
 from service.relay.health import Health, Outage
-from service.store import outbox, outbox_stats, probe_slot
+from service.relay.leased_batch import LeasedBatch
+from service.store import deliveries, outbox_stats, probe_slot
 
 __all__ = ["Prober"]
 
@@ -113,7 +113,7 @@ class Prober:
             if by_this_relay:
                 await probe_slot.record_recovery(self._engine, now)
                 if not outage.retry_after:
-                    brought_forward = await outbox.expedite_retries(self._engine, now)
+                    brought_forward = await deliveries.expedite_retries(self._engine, now)
             waiting = (await outbox_stats.gauge_snapshot(self._engine)).pending
         except DatabaseUnavailable as exc:
             log.error("recovery failed: %s", exc, extra={"action": "relay.expedite_failed"})

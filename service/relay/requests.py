@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from service.events.inngest_ids import SEED_HEADER, follows, seed_for, ulid_parts
 from service.events.trace import TRACEPARENT, TRACESTATE
 from service.relay.inngest_client import ENV_HEADER
-from service.store.outbox import ClaimedRow
+from service.store.deliveries import ClaimedRow
 
 __all__ = ["request_headers", "requests_of", "split_by_size"]
 

@@ -23,7 +23,7 @@ from service.errors import ServiceError
 from service.heap import freeze_startup_heap
 from service.metrics import Metrics
 from service.relay.loop import Relay, inngest_client, run_relay
-from service.store import schema
+from service.store import schema_version
 from service.store.backend import backend_of
 from service.store.engine import create_engine
 
@@ -42,7 +42,7 @@ async def run_relay_process(settings: Settings) -> None:
     metrics = Metrics()
     wake = asyncio.Event()
     try:
-        await schema.ensure_at_head(engine)
+        await schema_version.ensure_at_head(engine)
         async with (
             inngest_client(settings) as client,
             backend_of(engine).listen(wake) as listener,

@@ -1,5 +1,5 @@
 """Schema migrations: alembic's ``upgrade``, run by ``service db upgrade`` (and the tests).
-Which revision a database is at, and whether that is the head, is ``schema``'s business."""
+Which revision a database is at, and whether that is the head, is ``schema_version``'s business."""
 
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ from service.events.inngest_ids import new_run
 from service.events.payload import resent_event
 from service.events.trace import TraceContext
 from service.store.backend import backend_of
+from service.store.deliveries import add, notify_relays, status_is
 from service.store.engine import reading, transaction
-from service.store.outbox import add, notify_relays, status_is
 from service.store.statuses import DEAD, DELIVERED, PENDING
 from service.store.tables import outbox_events
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.events.ids import now_ms
+from service.store.deliveries import intake_figures, status_is
 from service.store.engine import reading
-from service.store.outbox import intake_figures, status_is
 from service.store.statuses import DEAD, DELIVERED, PENDING
 from service.store.tables import outbox_events
 

@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.events import payload
-from service.store import app_settings, outbox
+from service.store import deliveries, settings_store
 from service.store.backend import backend_for
-from service.store.batch import Written
+from service.store.batch_writes import Written
 from service.store.tables import outbox_events
 
 
@@ -18,13 +18,13 @@ async def test_the_batch_store_writes_the_rows_outbox_add_writes(
 ) -> None:
     document = {"a": 1, "text": 'é \\ " ✓'}
     async with engine.begin() as conn:
-        await app_settings.replace(conn, document, 1_700_000_000_000)
+        await settings_store.replace(conn, document, 1_700_000_000_000)
     user = {"id": "u", "email": "u@example.com"}
     first = payload.new_event(document, user, 1_700_000_000_000)
     second = payload.new_event(document, user, 1_700_000_000_001)
     third = payload.new_event(document, None, 1_700_000_000_002)
     async with engine.begin() as conn:
-        await outbox.add(conn, [first])
+        await deliveries.add(conn, [first])
     store = backend_for(settings).open_batch_store()
     try:
         shells = [
@@ -60,7 +60,7 @@ async def test_complete_events_are_stored_as_outbox_add_stores_them(
 ) -> None:
     first, second, third = complete_event(1, "branch-1"), complete_event(2), complete_event(3)
     async with engine.begin() as conn:
-        await outbox.add(conn, [first])
+        await deliveries.add(conn, [first])
     store = backend_for(settings).open_batch_store()
     try:
         assert await store.write([], [], [second, third]) == Written(new_events=2)

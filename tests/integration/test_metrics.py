@@ -22,7 +22,7 @@ from service.events import payload
 from service.events.ids import now_ms
 from service.http.app import create_app
 from service.metrics import Metrics
-from service.store import outbox, outbox_stats
+from service.store import deliveries, outbox_stats
 from tests.conftest import POSTGRESQL_ONLY, SQLITE_ONLY, admin_execute, bearer, make_settings
 from tests.fake_inngest import running_fake
 from tests.integration.test_api import assert_problem
@@ -60,7 +60,7 @@ async def test_counters_gauges_and_histograms_after_a_known_sequence(
     assert 0 <= value(api, "outbox_oldest_pending_age_seconds") < 60
 
     async with engine.begin() as conn:  # a fourth event that Inngest refuses for good
-        await outbox.add(conn, [payload.new_event({"poison": True}, None, now_ms())])
+        await deliveries.add(conn, [payload.new_event({"poison": True}, None, now_ms())])
     relay_metrics = Metrics()
     async with running_fake(poison_marker="poison") as fake:
         async with running_relay(

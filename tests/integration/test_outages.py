@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import InngestSettings, RelaySettings, Settings
 from service.metrics import Metrics
+from service.relay.deliverer import Deliverer
 from service.relay.health import OUTAGE_AFTER, Health
 from service.relay.inngest_client import InngestClient
-from service.relay.rules import Deliverer
 from service.store import outbox_stats
-from service.store.outbox import ClaimedRow
+from service.store.deliveries import ClaimedRow
 from tests.fake_inngest import Answer, FakeInngest, running_fake
 from tests.manual_clock import ManualClock, drive
 from tests.relay_harness import relay_settings, rows_by_id, running_relay, seed, settled, statuses

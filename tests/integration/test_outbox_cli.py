@@ -28,9 +28,9 @@ from service.config import Settings
 from service.errors import InvalidInput
 from service.events import payload
 from service.events.ids import now_ms
-from service.store import outbox, outbox_stats
+from service.store import deliveries, outbox_stats
 from service.store import outbox_admin as admin
-from service.store.outbox import BatchOutcome, Burial, Retry
+from service.store.deliveries import BatchOutcome, Burial, Retry
 from tests.conftest import SECRET, TOKEN
 from tests.fake_inngest import running_fake
 from tests.processes import ROOT
@@ -59,7 +59,7 @@ def json_lines(result: Result) -> list[dict[str, Any]]:
 
 async def add(engine: AsyncEngine, *events: payload.NewEvent) -> list[str]:
     async with engine.begin() as conn:
-        await outbox.add(conn, list(events))
+        await deliveries.add(conn, list(events))
     return [event.id for event in events]
 
 
@@ -76,14 +76,14 @@ async def settle(
 ) -> None:
     """Claim every due row as a relay would and record the given outcome at ``at``; rows not
     named stay leased to the relay ("being sent")."""
-    claimed = await outbox.claim(engine, "test-relay", 5000, 60_000, at)
+    claimed = await deliveries.claim(engine, "test-relay", 5000, 60_000, at)
     seq = {row.id: row.seq for row in claimed}
     outcome = BatchOutcome(
         delivered=[seq[i] for i in delivered],
         burials=[Burial(seq[i], error) for i, error in (dead or {}).items()],
         retries=[Retry(seq[i], at + HOUR, error) for i, error in (retry or {}).items()],
     )
-    await outbox.record(engine, "test-relay", outcome, at)
+    await deliveries.record(engine, "test-relay", outcome, at)
 
 
 @dataclass
@@ -392,7 +392,7 @@ async def test_replayed_rows_reach_inngest(
     )
     [requeued, resent] = json_lines(result)
     # Hand the leased rows back, as their relay's lease running out would.
-    await outbox.record(
+    await deliveries.record(
         engine, "test-relay", BatchOutcome(released=await _seqs(engine, rows.leased)), now_ms()
     )
     async with running_fake() as fake:

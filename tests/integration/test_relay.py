@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.events.ids import now_ms
 from service.relay.health import KEY_PAUSE_FIRST, OUTAGE_AFTER
-from service.store import outbox
+from service.store import deliveries
 from tests.fake_inngest import Answer, FakeInngest, running_fake
 from tests.manual_clock import ManualClock
 from tests.relay_harness import (
@@ -256,10 +256,10 @@ async def test_a_lease_keeps_rows_from_other_relays_until_it_expires(
 ) -> None:
     ids = await seed(engine, 5)
     clock, sent_at = ManualClock(), []
-    taken = await outbox.claim(engine, "crashed-relay", 100, lease_ms=1500, now=clock.now_ms())
+    taken = await deliveries.claim(engine, "crashed-relay", 100, lease_ms=1500, now=clock.now_ms())
     lease_end = clock.now_ms() + 1500
     assert [row.id for row in taken] == ids
-    assert await outbox.claim(engine, "other", 100, lease_ms=1500, now=clock.now_ms()) == []
+    assert await deliveries.claim(engine, "other", 100, lease_ms=1500, now=clock.now_ms()) == []
     async with running_fake(policy=lambda _i, _e: sent_at.append(clock.now_ms())) as fake:
         tuned = relay_settings(settings, fake.origin)
         async with running_relay(tuned, engine, clock=clock) as run:
@@ -307,12 +307,14 @@ async def _unlocked(engine: AsyncEngine) -> bool:
 async def _park_for_an_hour(engine: AsyncEngine, count: int) -> list[str]:
     """Rows an earlier relay failed to send, waiting out an hour of backoff."""
     waiting = await seed(engine, count)
-    claimed = await outbox.claim(engine, "earlier-relay", 100, lease_ms=60_000, now=now_ms())
+    claimed = await deliveries.claim(engine, "earlier-relay", 100, lease_ms=60_000, now=now_ms())
     in_an_hour = now_ms() + 3_600_000
-    await outbox.record(
+    await deliveries.record(
         engine,
         "earlier-relay",
-        outbox.BatchOutcome(retries=[outbox.Retry(r.seq, in_an_hour, "HTTP 503") for r in claimed]),
+        deliveries.BatchOutcome(
+            retries=[deliveries.Retry(r.seq, in_an_hour, "HTTP 503") for r in claimed]
+        ),
         now_ms(),
     )
     return waiting
@@ -355,15 +357,15 @@ async def test_expediting_leaves_leased_and_untried_rows_alone(
     del settings
     await seed(engine, 3)
     now = now_ms()
-    first, second, third = await outbox.claim(engine, "r", 100, lease_ms=60_000, now=now)
+    first, second, third = await deliveries.claim(engine, "r", 100, lease_ms=60_000, now=now)
     later = now + 600_000
-    await outbox.record(
-        engine, "r", outbox.BatchOutcome(retries=[outbox.Retry(first.seq, later, "x")]), now
+    await deliveries.record(
+        engine, "r", deliveries.BatchOutcome(retries=[deliveries.Retry(first.seq, later, "x")]), now
     )
-    await outbox.record(
-        engine, "r", outbox.BatchOutcome(released=[second.seq], released_until=later), now
+    await deliveries.record(
+        engine, "r", deliveries.BatchOutcome(released=[second.seq], released_until=later), now
     )
-    assert await outbox.expedite_retries(engine, now_ms()) == 1  # third is still leased
+    assert await deliveries.expedite_retries(engine, now_ms()) == 1  # third is still leased
     rows = {r["seq"]: r for r in (await rows_by_id(engine)).values()}
     assert rows[first.seq]["next_attempt_at"] <= now_ms()
     assert rows[second.seq]["next_attempt_at"] == later  # never tried: a key pause, not backoff
@@ -377,15 +379,15 @@ async def test_an_unexpected_error_does_not_stop_the_relay(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ids = await seed(engine, 3)
-    real_claim, failures = outbox.claim, []
+    real_claim, failures = deliveries.claim, []
 
-    async def flaky_claim(*args: object, **kwargs: object) -> list[outbox.ClaimedRow]:
+    async def flaky_claim(*args: object, **kwargs: object) -> list[deliveries.ClaimedRow]:
         if not failures:
             failures.append(1)
             raise RuntimeError("a bug")
         return await real_claim(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(outbox, "claim", flaky_claim)
+    monkeypatch.setattr(deliveries, "claim", flaky_claim)
     async with running_fake() as fake:
         async with running_relay(relay_settings(settings, fake.origin), engine) as run:
             await run.until(lambda: settled(engine))

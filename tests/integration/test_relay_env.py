@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 from service.events import payload
 from service.events.ids import now_ms
-from service.store import outbox
+from service.store import deliveries
 from tests.fake_inngest import running_fake
 from tests.relay_harness import EVENT_KEY, relay_settings, running_relay, settled
 
@@ -23,7 +23,7 @@ async def test_one_request_per_environment(settings: Settings, engine: AsyncEngi
         for n, env in enumerate(envs)
     ]
     async with engine.begin() as conn:
-        await outbox.add(conn, events)
+        await deliveries.add(conn, events)
     async with running_fake(event_key=EVENT_KEY) as fake:
         async with running_relay(relay_settings(settings, fake.origin), engine) as run:
             await run.until(lambda: settled(engine))

@@ -16,8 +16,8 @@ from service import send_event
 from service.config import Settings
 from service.events.ids import now_ms
 from service.events.inngest_ids import ulid_parts
-from service.events.rules import event_error, size_error
-from service.store import outbox
+from service.events.validation import event_error, size_error
+from service.store import deliveries
 from service.store.backends.in_transaction import EventRefused
 from service.store.outbox_stats import gauge_snapshot
 from service.store.outbox_stats import stats as outbox_stats
@@ -89,7 +89,7 @@ async def test_an_event_is_invisible_until_commit_and_then_wakes_the_relay(
             async with app.transaction():
                 event_id = await app.fetchval(SEND, "app/committed", "{}", None, None, None, None)
                 # Not visible to anyone, relays included, before the commit.
-                assert await outbox.claim(engine, "peek", 10, 60_000, NOW * 2, early=True) == []
+                assert await deliveries.claim(engine, "peek", 10, 60_000, NOW * 2, early=True) == []
             await eventually(lambda: received(fake, event_id))
         assert [e["id"] for e in fake.received] == [event_id]
 
@@ -210,11 +210,11 @@ async def test_events_in_the_intake_count_as_pending_and_due(
         )
 
     assert await figures() == (3, 3, 3, 3, 3)
-    due = await outbox.next_due_at(engine)
+    due = await deliveries.next_due_at(engine)
     assert due is not None and due <= before
     assert await take_in(engine) == 3
     assert await figures() == (3, 3, 3, 3, 3)  # the same, read from the outbox now
-    assert await outbox.next_due_at(engine) == due
+    assert await deliveries.next_due_at(engine) == due
 
 
 @POSTGRESQL_ONLY

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.events import payload
 from service.events.ids import now_ms
-from service.store import outbox
+from service.store import deliveries
 from tests.fake_inngest import Answer, running_fake
 from tests.metric_samples import parse, value
 from tests.processes import free_port, service_env, spawn, stop, wait_http
@@ -25,7 +25,7 @@ async def test_relay_process_serves_metrics_and_health(
     """A real ``service relay``: /health and /metrics on RELAY_METRICS_PORT; a refused key
     shows as unauthorized attempts while the rows stay pending (nothing dead-lettered)."""
     async with engine.begin() as conn:
-        await outbox.add(conn, [payload.new_event({"n": n}, None, now_ms()) for n in range(4)])
+        await deliveries.add(conn, [payload.new_event({"n": n}, None, now_ms()) for n in range(4)])
     port = free_port()
     async with running_fake(default=Answer.unauthorized()) as fake:
         env = service_env(

@@ -44,8 +44,8 @@ NOT_FOR_OUTBOX = ("service.http", "aiohttp", "joserfc", "cryptography", "alembic
 # not the other commands nor click's completion and terminal helpers.
 NOT_FOR_RELAY = (
     *("service.http", "aiohttp_session", "joserfc", "cryptography", "alembic", "rich"),
-    *("service.cli.serve", "service.cli.outbox", "service.cli.db", "service.cli.session"),
-    *("service.cli.app_settings", "click.shell_completion", "click._termui_impl"),
+    *("service.cli.serve", "service.cli.outbox_commands", "service.cli.db", "service.cli.session"),
+    *("service.cli.settings_commands", "click.shell_completion", "click._termui_impl"),
 )
 # Each database's driver is loaded by the processes of that database only.
 OTHER_DRIVER = {"sqlite": "asyncpg", "postgresql": "aiosqlite"}
@@ -102,7 +102,7 @@ def test_help_loads_neither_the_database_nor_the_http_stack(
 
 def test_the_listing_sees_what_a_command_loads(tmp_path: Path) -> None:
     modules = run_listing(["--help"], service_env("sqlite:///unused.db"), tmp_path / "m")
-    assert {"click", "service.cli.main", "service.cli.outbox"} <= modules
+    assert {"click", "service.cli.main", "service.cli.outbox_commands"} <= modules
     assert {"click", "click.core"} <= set(loaded(modules, ["click"]))
     assert loaded({"aiohttp_session", "clicks"}, ["aiohttp", "click"]) == []
 

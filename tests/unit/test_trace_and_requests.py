@@ -8,7 +8,7 @@ from multidict import CIMultiDict
 from service.events.inngest_ids import seed_for, seeded_ids
 from service.events.trace import TRACESTATE_MAX, TraceContext, trace_context
 from service.relay.requests import request_headers, requests_of
-from service.store.outbox import ClaimedRow
+from service.store.deliveries import ClaimedRow
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

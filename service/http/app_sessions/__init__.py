@@ -3,6 +3,6 @@ decrypted (``service.http.nextauth``); a database session's token is looked up i
 own database, read-only, as next-auth's adapters store it.
 
 ``presets`` (each adapter's tables and how it stores ``expires``), ``expires`` (those values
-in UTC), ``lookup`` (the one statement, its read-only engine and the 5 s memory), ``schema``
+in UTC), ``lookup`` (the one statement, its read-only engine and the 5 s memory), ``table_check``
 (the start-up check), ``reader`` (which strategy a cookie is, and the user of either).
 """

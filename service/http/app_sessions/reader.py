@@ -11,7 +11,7 @@ from typing import Any
 from service.config import Settings
 from service.http.app_sessions.lookup import DatabaseSessions, create_app_engine
 from service.http.app_sessions.presets import layout_of
-from service.http.app_sessions.schema import check_layout
+from service.http.app_sessions.table_check import check_layout
 from service.http.nextauth import NextAuthReader
 
 __all__ = ["AppSessions", "check_app_database", "open_app_sessions"]

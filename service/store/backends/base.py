@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from service.events.payload import EventShell, NewEvent
-from service.store.batch import BatchStore
+from service.store.batch_writes import BatchStore
 
 __all__ = ["BACKEND_OPTION", "POLLING", "READ_ONLY", "Backend", "Listener", "upsert_statement"]
 

@@ -24,7 +24,7 @@ from service.config.settings import schema_name
 from service.events.ids import now_ms
 from service.events.inngest_ids import RunningIds
 from service.events.payload import NewEvent, dumps
-from service.events.rules import env_error, event_error, size_error
+from service.events.validation import env_error, event_error, size_error
 from service.store.backends.postgres_sql import quoted
 from service.store.backends.sqlite_sql import INSERT, insert_argument
 from service.telemetry import write_span

@@ -24,7 +24,7 @@ from service.store.backends.postgres_connect import pool_connect_args
 from service.store.backends.postgres_listen import PostgresListener
 from service.store.backends.postgres_sql import PostgresStatements, insert_arguments, quoted
 from service.store.backends.rows import new_complete_events
-from service.store.batch import BatchStore
+from service.store.batch_writes import BatchStore
 from service.store.tables import outbox_intake
 
 __all__ = ["PostgresBackend"]

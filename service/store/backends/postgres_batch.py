@@ -18,7 +18,7 @@ from service.events.payload import EventShell, NewEvent
 from service.store.backends.postgres_connect import connect
 from service.store.backends.postgres_sql import PostgresStatements, insert_arguments
 from service.store.backends.rows import new_complete_events
-from service.store.batch import Claim, Held, Written, in_key_order, unclaimed
+from service.store.batch_writes import Claim, Held, Written, in_key_order, unclaimed
 from service.store.db_errors import unavailable
 
 __all__ = ["PostgresBatchStore"]

@@ -31,7 +31,7 @@ from service.store.backends.base import BACKEND_OPTION, POLLING, Listener, upser
 from service.store.backends.rows import new_complete_events
 from service.store.backends.sqlite_batch import SqliteBatchStore
 from service.store.backends.sqlite_sql import INSERT, apply_pragmas, file_identity, insert_argument
-from service.store.batch import BatchStore
+from service.store.batch_writes import BatchStore
 
 __all__ = ["SqliteBackend", "sqlite_path"]
 

@@ -19,7 +19,7 @@ from service.events.payload import EventShell, NewEvent
 from service.store.backends.rows import new_complete_events
 from service.store.backends.sqlite_sql import insert_argument
 from service.store.backends.sqlite_wire import frame, read_frame
-from service.store.batch import Claim, Written, unclaimed
+from service.store.batch_writes import Claim, Written, unclaimed
 
 __all__ = ["WRITER_MODULE", "SqliteBatchStore"]
 

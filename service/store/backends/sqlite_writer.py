@@ -34,7 +34,7 @@ from service.store.backends.sqlite_sql import (
     file_identity,
 )
 from service.store.backends.sqlite_wire import frame, read_frame_blocking
-from service.store.batch import Claim, Held, in_key_order
+from service.store.batch_writes import Claim, Held, in_key_order
 
 __all__ = ["Writer", "main", "serve"]
 

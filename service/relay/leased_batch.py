@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.store.outbox import ClaimedRow
+from service.store.deliveries import ClaimedRow
 
 __all__ = ["LeasedBatch"]
 

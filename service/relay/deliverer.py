@@ -28,7 +28,8 @@ from service.relay.clock import Clock
 from service.relay.health import Health
 from service.relay.inngest_client import InngestClient, SendResult, SendStatus
 from service.relay.requests import request_headers, requests_of
-from service.store.deliveries import BatchOutcome, Burial, ClaimedRow, Retry
+from service.store.deliveries import ClaimedRow
+from service.store.outcomes import BatchOutcome, Burial, Retry
 from service.telemetry import delivery_span, record_delivery
 from service.timefmt import human_age, iso
 

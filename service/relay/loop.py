@@ -35,6 +35,7 @@ from service.relay.leased_batch import LeasedBatch
 from service.relay.probing import Prober
 from service.store import deliveries
 from service.store.backends.base import POLLING, Listener
+from service.store.outcomes import BatchOutcome
 
 __all__ = ["Relay", "inngest_client", "new_relay_id", "run_relay"]
 
@@ -170,7 +171,7 @@ class Relay:
         if ended := self.health.take_ended():
             await self._prober.recovered(ended)
 
-    async def _record(self, lease: str, outcome: deliveries.BatchOutcome) -> None:
+    async def _record(self, lease: str, outcome: BatchOutcome) -> None:
         """Write the outcome, retrying through a short database outage; if it stays down, the
         lease runs out and another relay sends the rows again under the same ids (Inngest
         drops the repeats)."""

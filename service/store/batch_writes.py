@@ -4,13 +4,24 @@ the write did."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
 
-from service.events.payload import EventShell, NewEvent
+from service.events.payload import EventShell, NewEvent, dumps
 
-__all__ = ["BatchStore", "Claim", "Held", "Written", "in_key_order", "unclaimed"]
+__all__ = [
+    "CLAIM_FIELDS",
+    "BatchStore",
+    "Claim",
+    "Held",
+    "Written",
+    "claims_arrays",
+    "claims_json",
+    "held_by_others",
+    "not_ours",
+    "unclaimed",
+]
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,30 @@ class Written:
     new_events: int = 0
 
 
-def in_key_order(claims: Sequence[Claim]) -> list[Claim]:
-    """The claims in the order every writer takes keys, so that two replicas claiming the same
-    keys wait for one another instead of deadlocking."""
-    return sorted(claims, key=lambda claim: (claim.caller, claim.key))
+CLAIM_FIELDS = tuple(f.name for f in fields(Claim))
+
+
+def claims_json(claims: Sequence[Claim]) -> str:
+    """The claims as SQLite's ``claim_keys`` takes them: a JSON array of objects."""
+    return dumps([{name: getattr(claim, name) for name in CLAIM_FIELDS} for claim in claims])
+
+
+def claims_arrays(claims: Sequence[Claim]) -> list[list[Any]]:
+    """The claims as PostgreSQL's ``claim_keys`` takes them: one array per field, in order."""
+    return [[getattr(claim, name) for claim in claims] for name in CLAIM_FIELDS]
+
+
+def not_ours(claims: Sequence[Claim], ours: Iterable[Sequence[str]]) -> list[Claim]:
+    """The claims whose key ``claim_keys`` did not give us (it named ``ours``)."""
+    taken = {(caller, key) for caller, key in ours}
+    return [claim for claim in claims if (claim.caller, claim.key) not in taken]
+
+
+def held_by_others(claims: Sequence[Claim], answers: Iterable[Sequence[str]]) -> Held:
+    """The claims whose key an earlier request holds, with the answers ``stored_answers`` gave
+    (``caller, key, response`` rows)."""
+    by_key = {(claim.caller, claim.key): claim for claim in claims}
+    return {by_key[caller, key]: response for caller, key, response in answers}
 
 
 def unclaimed(shells: Sequence[EventShell], held: Held) -> Sequence[EventShell]:

@@ -3,26 +3,24 @@ under a lease, record what happened to it. Inspection and repair live in ``outbo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.errors import InvalidInput
 from service.events.payload import NewEvent
 from service.store.backend import backend_of
 from service.store.engine import reading, single_statement, transaction
-from service.store.statuses import DEAD, DELIVERED, PENDING, STATUSES
+from service.store.outcomes import BatchOutcome
+from service.store.statuses import PENDING, STATUSES
 from service.store.tables import outbox_events
 
 __all__ = [
-    "BatchOutcome",
-    "Burial",
     "ClaimedRow",
     "IntakeFigures",
-    "Retry",
     "add",
     "claim",
     "expedite_retries",
@@ -72,6 +70,11 @@ class ClaimedRow:
     traceparent: str | None = None  # the caller's trace context, sent as headers
     tracestate: str | None = None
 
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> ClaimedRow:
+        """The claimed row of a claim statement's row (its columns named as the fields)."""
+        return cls(**{**row, "payload": row["payload"].encode()})
+
 
 async def claim(
     engine: AsyncEngine,
@@ -96,131 +99,28 @@ async def claim(
     Up to ``limit`` events that apps committed to the intake (PostgreSQL) are moved into the
     outbox first, by a statement of their own.
     """
-    until = now + lease_ms
-    if early:
-        free = or_(t.c.locked_until.is_(None), t.c.locked_until <= now)
-    else:
-        free = t.c.next_attempt_at <= now
-    due = (
-        backend_of(engine)
-        .locked(
-            select(t.c.seq)
-            .where(status_is(PENDING), free)
-            .order_by(t.c.next_attempt_at, t.c.seq)
-            .limit(limit),
-            skip_locked=True,
-        )
-        .scalar_subquery()
-    )
-    statement = (
-        update(t)
-        .where(t.c.seq.in_(due))
-        .values(locked_by=relay_id, locked_until=until, next_attempt_at=until)
-        .returning(
-            t.c.seq,
-            t.c.id,
-            t.c.payload,
-            t.c.attempts,
-            t.c.created_at,
-            t.c.first_failed_at,
-            t.c.env,
-            t.c.inngest_id,
-            t.c.traceparent,
-            t.c.tracestate,
-        )
-    )
+    backend = backend_of(engine)
     async with single_statement(engine) as conn:
-        await backend_of(engine).take_in(conn, limit)
-        rows = (await conn.execute(statement)).all()
-    claimed = [
-        ClaimedRow(seq, event_id, payload.encode(), attempts, created_at, *rest)
-        for seq, event_id, payload, attempts, created_at, *rest in rows
-    ]
-    claimed.sort(key=lambda row: row.seq)
-    return claimed
-
-
-@dataclass(frozen=True)
-class Retry:
-    """A row to try again at ``at`` (epoch ms) after ``error``; its first failure is now, unless
-    it had failed before."""
-
-    seq: int
-    at: int
-    error: str
-
-
-@dataclass(frozen=True)
-class Burial:
-    """A row that failed for good."""
-
-    seq: int
-    error: str
-
-
-@dataclass
-class BatchOutcome:
-    """What a relay learned about the rows it held; recorded in one transaction."""
-
-    delivered: list[int] = field(default_factory=list)
-    retries: list[Retry] = field(default_factory=list)
-    burials: list[Burial] = field(default_factory=list)
-    # Rows handed back untouched (attempts unchanged), due at the given time: a wrong key.
-    released: list[int] = field(default_factory=list)
-    released_until: int = 0
+        await backend.take_in(conn, limit)
+        rows = await backend.claim(conn, relay_id, limit, now + lease_ms, now, early=early)
+    return sorted((ClaimedRow.of(row._mapping) for row in rows), key=lambda row: row.seq)
 
 
 async def record(engine: AsyncEngine, relay_id: str, outcome: BatchOutcome, now: int) -> None:
     """Write a batch's outcome. Only rows still leased to ``relay_id`` are rescheduled or
     buried; a delivery is recorded whoever holds the row, since it did reach Inngest."""
-    held = and_(t.c.seq == bindparam("b_seq"), status_is(PENDING), t.c.locked_by == relay_id)
-    unlock = {"locked_by": None, "locked_until": None}
     failed = outcome.retries or outcome.burials or outcome.released
     backend = backend_of(engine)
     # The usual outcome, every row delivered, is one statement: no explicit transaction.
     async with (transaction if failed else single_statement)(engine) as conn:
         if outcome.delivered:
-            await conn.execute(
-                update(t)
-                .where(backend.seq_in(t.c.seq, outcome.delivered), status_is(PENDING))
-                .values(status=DELIVERED, completed_at=now, attempts=t.c.attempts + 1, **unlock)
-            )
+            await backend.mark_delivered(conn, outcome.delivered, now)
         if outcome.retries:
-            await conn.execute(
-                update(t)
-                .where(held)
-                .values(
-                    attempts=t.c.attempts + 1,
-                    next_attempt_at=bindparam("b_at"),
-                    last_error=bindparam("b_error"),
-                    first_failed_at=func.coalesce(t.c.first_failed_at, now),
-                    **unlock,
-                ),
-                [{"b_seq": r.seq, "b_at": r.at, "b_error": r.error} for r in outcome.retries],
-            )
+            await backend.retry_later(conn, relay_id, outcome.retries, now)
         if outcome.burials:
-            await conn.execute(
-                update(t)
-                .where(held)
-                .values(
-                    status=DEAD,
-                    attempts=t.c.attempts + 1,
-                    completed_at=now,
-                    last_error=bindparam("b_error"),
-                    **unlock,
-                ),
-                [{"b_seq": b.seq, "b_error": b.error} for b in outcome.burials],
-            )
+            await backend.bury(conn, relay_id, outcome.burials, now)
         if outcome.released:
-            await conn.execute(
-                update(t)
-                .where(
-                    backend.seq_in(t.c.seq, outcome.released),
-                    status_is(PENDING),
-                    t.c.locked_by == relay_id,
-                )
-                .values(next_attempt_at=outcome.released_until, **unlock)
-            )
+            await backend.release(conn, relay_id, outcome.released, outcome.released_until)
 
 
 async def expedite_retries(engine: AsyncEngine, now: int) -> int:

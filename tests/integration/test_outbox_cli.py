@@ -30,7 +30,7 @@ from service.events import payload
 from service.events.ids import now_ms
 from service.store import deliveries, outbox_stats
 from service.store import outbox_admin as admin
-from service.store.deliveries import BatchOutcome, Burial, Retry
+from service.store.outcomes import BatchOutcome, Burial, Retry
 from tests.conftest import SECRET, TOKEN
 from tests.fake_inngest import running_fake
 from tests.processes import ROOT

@@ -14,6 +14,7 @@ from service.config import Settings
 from service.events.ids import now_ms
 from service.relay.health import KEY_PAUSE_FIRST, OUTAGE_AFTER
 from service.store import deliveries
+from service.store.outcomes import BatchOutcome, Retry
 from tests.fake_inngest import Answer, FakeInngest, running_fake
 from tests.manual_clock import ManualClock
 from tests.relay_harness import (
@@ -312,9 +313,7 @@ async def _park_for_an_hour(engine: AsyncEngine, count: int) -> list[str]:
     await deliveries.record(
         engine,
         "earlier-relay",
-        deliveries.BatchOutcome(
-            retries=[deliveries.Retry(r.seq, in_an_hour, "HTTP 503") for r in claimed]
-        ),
+        BatchOutcome(retries=[Retry(r.seq, in_an_hour, "HTTP 503") for r in claimed]),
         now_ms(),
     )
     return waiting
@@ -359,11 +358,9 @@ async def test_expediting_leaves_leased_and_untried_rows_alone(
     now = now_ms()
     first, second, third = await deliveries.claim(engine, "r", 100, lease_ms=60_000, now=now)
     later = now + 600_000
+    await deliveries.record(engine, "r", BatchOutcome(retries=[Retry(first.seq, later, "x")]), now)
     await deliveries.record(
-        engine, "r", deliveries.BatchOutcome(retries=[deliveries.Retry(first.seq, later, "x")]), now
-    )
-    await deliveries.record(
-        engine, "r", deliveries.BatchOutcome(released=[second.seq], released_until=later), now
+        engine, "r", BatchOutcome(released=[second.seq], released_until=later), now
     )
     assert await deliveries.expedite_retries(engine, now_ms()) == 1  # third is still leased
     rows = {r["seq"]: r for r in (await rows_by_id(engine)).values()}

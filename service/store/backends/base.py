@@ -1,10 +1,10 @@
 """The interface every database backend implements, and what the backends share.
 
 A backend owns everything that differs between SQLite and PostgreSQL: how its engine and its
-connections are set up, the outbox ``INSERT`` (one statement per backend, used by every path
-that adds events), row locking, ``seq IN``, upserts, waking relays (``NOTIFY``/``LISTEN``) and
-the group commit's writer. The rest of the store writes its SQL once, with SQLAlchemy Core,
-and asks the backend of its engine (``backend_of``) for these pieces.
+connections are set up, its named statements (the outbox ``INSERT``, used by every path that
+adds events; the claim and the outcomes of a relay's batch), row locking, upserts, waking
+relays (``NOTIFY``/``LISTEN``) and the group commit's writer. The rest of the store writes its
+SQL once, with SQLAlchemy Core, and asks the backend of its engine (``backend_of``) for these.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, Table
+from sqlalchemy import Row, Select, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from service.events.payload import EventShell, NewEvent
 from service.store.batch_writes import BatchStore
+from service.store.outcomes import Burial, Retry
 
 __all__ = ["BACKEND_OPTION", "POLLING", "READ_ONLY", "Backend", "Listener", "upsert_statement"]
 
@@ -105,8 +106,30 @@ class Backend(Protocol):
         """Move up to ``limit`` committed rows of the intake into the outbox, pending and due
         at once (a repeated id dropped); return how many left the intake (0 without one)."""
 
-    def seq_in(self, column: ColumnElement[int], seqs: Sequence[int]) -> ColumnElement[bool]:
-        """``column IN (seqs)``, as cheap to prepare as this database makes it."""
+    async def claim(
+        self, conn: AsyncConnection, relay_id: str, limit: int, until: int, now: int, *, early: bool
+    ) -> Sequence[Row[Any]]:
+        """Lease up to ``limit`` due rows (``early``: the first to fall due, but none a relay
+        holds) to ``relay_id`` until ``until``, in one statement; the claimed rows' fields as
+        ``ClaimedRow`` names them."""
+
+    async def mark_delivered(self, conn: AsyncConnection, seqs: Sequence[int], now: int) -> None:
+        """The rows ``seqs`` are delivered, whoever holds them."""
+
+    async def retry_later(
+        self, conn: AsyncConnection, relay_id: str, retries: Sequence[Retry], now: int
+    ) -> None:
+        """Each row ``relay_id`` still holds is due again at its time, after its error."""
+
+    async def bury(
+        self, conn: AsyncConnection, relay_id: str, burials: Sequence[Burial], now: int
+    ) -> None:
+        """Each row ``relay_id`` still holds is dead, after its error."""
+
+    async def release(
+        self, conn: AsyncConnection, relay_id: str, seqs: Sequence[int], until: int
+    ) -> None:
+        """The rows ``relay_id`` still holds go back untouched, due at ``until``."""
 
     def locked(self, statement: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
         """``statement`` taking row locks on what it selects, until the transaction ends."""

@@ -26,7 +26,7 @@ from service.events.inngest_ids import RunningIds
 from service.events.payload import NewEvent, dumps
 from service.events.validation import env_error, event_error, size_error
 from service.store.backends.postgres_sql import quoted
-from service.store.backends.sqlite_sql import INSERT, insert_argument
+from service.store.backends.sqlite_sql import SQL, insert_argument
 from service.telemetry import write_span
 
 __all__ = ["EventRefused", "send_event"]
@@ -96,7 +96,7 @@ async def send_event(
         if postgresql:
             return await _call_the_function(connection, event, id or None, env, schema)
         row = NewEvent(event_id, name, written_at, payload, env=env, inngest_id=inngest_id)
-        await connection.exec_driver_sql(INSERT, (insert_argument([], [row]),))
+        await connection.exec_driver_sql(SQL["insert_events"], insert_argument([], [row]))
     return event_id
 
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, Table, any_, literal
+from sqlalchemy import Row, Select, Table
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -22,9 +22,10 @@ from service.store.backends.base import BACKEND_OPTION, POLLING, Listener, upser
 from service.store.backends.postgres_batch import PostgresBatchStore
 from service.store.backends.postgres_connect import pool_connect_args
 from service.store.backends.postgres_listen import PostgresListener
-from service.store.backends.postgres_sql import PostgresStatements, insert_arguments, quoted
-from service.store.backends.rows import new_complete_events
+from service.store.backends.postgres_sql import PostgresStatements, quoted
+from service.store.backends.rows import as_arrays, insert_rows, new_complete_events
 from service.store.batch_writes import BatchStore
+from service.store.outcomes import Burial, Retry
 from service.store.tables import outbox_intake
 
 __all__ = ["PostgresBackend"]
@@ -120,19 +121,39 @@ class PostgresBackend:
     ) -> int:
         if not shells and not events:
             return 0
-        result = await conn.exec_driver_sql(
-            self.sql.insert, tuple(insert_arguments(shells, events))
-        )
+        rows = as_arrays(insert_rows(shells, events))
+        result = await conn.exec_driver_sql(self.sql.insert_events, tuple(rows))
         return new_complete_events(shells, result.one()[0])
 
     async def take_in(self, conn: AsyncConnection, limit: int) -> int:
         result = await conn.exec_driver_sql(self.sql.take_in, (limit,))
         return int(result.scalar_one())
 
-    def seq_in(self, column: ColumnElement[int], seqs: Sequence[int]) -> ColumnElement[bool]:
-        # One array parameter (``= ANY``) instead of one parameter per row: a statement of the
-        # same shape (and one prepare) whatever the batch's size.
-        return column == any_(literal(list(seqs), ARRAY(BigInteger)))
+    async def claim(
+        self, conn: AsyncConnection, relay_id: str, limit: int, until: int, now: int, *, early: bool
+    ) -> Sequence[Row[Any]]:
+        statement = self.sql.claim_early if early else self.sql.claim_due
+        return (await conn.exec_driver_sql(statement, (relay_id, limit, until, now))).all()
+
+    async def mark_delivered(self, conn: AsyncConnection, seqs: Sequence[int], now: int) -> None:
+        await conn.exec_driver_sql(self.sql.mark_delivered, (list(seqs), now))
+
+    async def retry_later(
+        self, conn: AsyncConnection, relay_id: str, retries: Sequence[Retry], now: int
+    ) -> None:
+        columns = ([r.seq for r in retries], [r.at for r in retries], [r.error for r in retries])
+        await conn.exec_driver_sql(self.sql.retry_later, (*columns, now, relay_id))
+
+    async def bury(
+        self, conn: AsyncConnection, relay_id: str, burials: Sequence[Burial], now: int
+    ) -> None:
+        columns = ([b.seq for b in burials], [b.error for b in burials])
+        await conn.exec_driver_sql(self.sql.bury, (*columns, now, relay_id))
+
+    async def release(
+        self, conn: AsyncConnection, relay_id: str, seqs: Sequence[int], until: int
+    ) -> None:
+        await conn.exec_driver_sql(self.sql.release, (list(seqs), until, relay_id))
 
     def locked(self, statement: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
         return statement.with_for_update(skip_locked=skip_locked)

@@ -16,9 +16,17 @@ import asyncpg
 from service.config.database_url import PostgresUrl
 from service.events.payload import EventShell, NewEvent
 from service.store.backends.postgres_connect import connect
-from service.store.backends.postgres_sql import PostgresStatements, insert_arguments
-from service.store.backends.rows import new_complete_events
-from service.store.batch_writes import Claim, Held, Written, in_key_order, unclaimed
+from service.store.backends.postgres_sql import PostgresStatements
+from service.store.backends.rows import as_arrays, insert_rows, new_complete_events
+from service.store.batch_writes import (
+    Claim,
+    Held,
+    Written,
+    claims_arrays,
+    held_by_others,
+    not_ours,
+    unclaimed,
+)
 from service.store.db_errors import unavailable
 
 __all__ = ["PostgresBatchStore"]
@@ -84,23 +92,18 @@ class PostgresBatchStore:
     ) -> int:
         if not shells and not events:
             return 0
-        inserted = await conn.fetchval(self._sql.insert, *insert_arguments(shells, events))
+        rows = as_arrays(insert_rows(shells, events))
+        inserted = await conn.fetchval(self._sql.insert_events, *rows)
         return new_complete_events(shells, inserted)
 
     async def _claim(self, conn: asyncpg.Connection, claims: Sequence[Claim]) -> Held:
-        """Claim each key in the open transaction; return the stored answers of keys already
+        """Claim the keys in the open transaction; return the stored answers of keys already
         held. The unique key makes a concurrent claim wait, then lose."""
-        held: Held = {}
-        for c in in_key_order(claims):
-            claimed = await conn.fetchval(
-                self._sql.claim_key,
-                c.caller,
-                c.key,
-                c.event_id,
-                c.response,
-                c.created_at,
-                c.expires_at,
-            )
-            if claimed is None:
-                held[c] = await conn.fetchval(self._sql.stored_answer, c.caller, c.key)
-        return held
+        if not claims:
+            return {}
+        ours = await conn.fetch(self._sql.claim_keys, *claims_arrays(claims))
+        others = not_ours(claims, ours)
+        if not others:
+            return {}
+        keys = [[c.caller for c in others], [c.key for c in others]]
+        return held_by_others(others, await conn.fetch(self._sql.stored_answers, *keys))

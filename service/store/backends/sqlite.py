@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, event
+from sqlalchemy import Row, Select, Table, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -26,12 +26,13 @@ from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
 from service.errors import InvalidInput
-from service.events.payload import EventShell, NewEvent
+from service.events.payload import EventShell, NewEvent, dumps
 from service.store.backends.base import BACKEND_OPTION, POLLING, Listener, upsert_statement
 from service.store.backends.rows import new_complete_events
 from service.store.backends.sqlite_batch import SqliteBatchStore
-from service.store.backends.sqlite_sql import INSERT, apply_pragmas, file_identity, insert_argument
+from service.store.backends.sqlite_sql import SQL, apply_pragmas, file_identity, insert_argument
 from service.store.batch_writes import BatchStore
+from service.store.outcomes import Burial, Retry
 
 __all__ = ["SqliteBackend", "sqlite_path"]
 
@@ -128,14 +129,41 @@ class SqliteBackend:
     ) -> int:
         if not shells and not events:
             return 0
-        result = await conn.exec_driver_sql(INSERT, (insert_argument(shells, events),))
+        result = await conn.exec_driver_sql(SQL["insert_events"], insert_argument(shells, events))
         return new_complete_events(shells, list(result.scalars()))
 
     async def take_in(self, conn: AsyncConnection, limit: int) -> int:
         return 0
 
-    def seq_in(self, column: ColumnElement[int], seqs: Sequence[int]) -> ColumnElement[bool]:
-        return column.in_(seqs)
+    async def claim(
+        self, conn: AsyncConnection, relay_id: str, limit: int, until: int, now: int, *, early: bool
+    ) -> Sequence[Row[Any]]:
+        parameters = {"relay": relay_id, "limit": limit, "until": until, "now": now}
+        statement = SQL["claim_early" if early else "claim_due"]
+        return (await conn.exec_driver_sql(statement, parameters)).all()
+
+    async def mark_delivered(self, conn: AsyncConnection, seqs: Sequence[int], now: int) -> None:
+        await conn.exec_driver_sql(SQL["mark_delivered"], {"seqs": dumps(list(seqs)), "now": now})
+
+    async def retry_later(
+        self, conn: AsyncConnection, relay_id: str, retries: Sequence[Retry], now: int
+    ) -> None:
+        rows = dumps([{"seq": r.seq, "at": r.at, "error": r.error} for r in retries])
+        await conn.exec_driver_sql(
+            SQL["retry_later"], {"retries": rows, "now": now, "relay": relay_id}
+        )
+
+    async def bury(
+        self, conn: AsyncConnection, relay_id: str, burials: Sequence[Burial], now: int
+    ) -> None:
+        rows = dumps([{"seq": b.seq, "error": b.error} for b in burials])
+        await conn.exec_driver_sql(SQL["bury"], {"burials": rows, "now": now, "relay": relay_id})
+
+    async def release(
+        self, conn: AsyncConnection, relay_id: str, seqs: Sequence[int], until: int
+    ) -> None:
+        parameters = {"seqs": dumps(list(seqs)), "until": until, "relay": relay_id}
+        await conn.exec_driver_sql(SQL["release"], parameters)
 
     def locked(self, statement: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
         # A write transaction holds SQLite's one write lock from its BEGIN IMMEDIATE, and a

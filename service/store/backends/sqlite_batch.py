@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import socket
 import sys
@@ -19,7 +18,7 @@ from service.events.payload import EventShell, NewEvent
 from service.store.backends.rows import new_complete_events
 from service.store.backends.sqlite_sql import insert_argument
 from service.store.backends.sqlite_wire import frame, read_frame
-from service.store.batch_writes import Claim, Written, unclaimed
+from service.store.batch_writes import Claim, Written, claims_json, held_by_others, unclaimed
 
 __all__ = ["WRITER_MODULE", "SqliteBatchStore"]
 
@@ -51,8 +50,8 @@ class SqliteBatchStore:
     async def write(
         self, claims: Sequence[Claim], shells: Sequence[EventShell], events: Sequence[NewEvent]
     ) -> Written:
-        header = json.dumps([dataclasses.astuple(c) for c in claims]).encode()
-        rows = insert_argument(shells, events).encode()
+        header = claims_json(claims).encode()
+        rows = insert_argument(shells, events)["rows"].encode()
         timeout = self._settings.sqlite_busy_timeout_ms / 1000 + STUCK_AFTER_S
         try:
             async with asyncio.timeout(timeout):
@@ -69,8 +68,7 @@ class SqliteBatchStore:
             # As a failed connection is dropped: the next batch starts with a new writer.
             await self._stop(kill=False)
             raise DatabaseUnavailable(str(answer["error"]))
-        by_key = {(c.caller, c.key): c for c in claims}
-        held = {by_key[caller, key]: response for caller, key, response in answer["held"]}
+        held = held_by_others(claims, answer["held"])
         return Written(held, new_complete_events(unclaimed(shells, held), answer["inserted"]))
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -1,9 +1,10 @@
 """The frames between the web process and the SQLite writer process.
 
 A frame is a 4-byte big-endian length and that many bytes of JSON. A request is two frames:
-the idempotency claims, and the rows of the outbox INSERT as its one parameter takes them
-(``sqlite_sql.insert_argument``). The answer is one frame: ``{"held": [[caller, key,
-response], ...], "inserted": [id, ...]}`` or ``{"error": text}``.
+the idempotency claims and the rows of the outbox INSERT, each as its statement takes it
+(``batch_writes.claims_json``, ``sqlite_sql.insert_argument``): the writer passes them on.
+The answer is one frame: ``{"held": [[caller, key, response], ...], "inserted": [id, ...]}``
+or ``{"error": text}``.
 """
 
 from __future__ import annotations

@@ -26,18 +26,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from service.store.backends.sqlite_sql import (
-    CLAIM_KEY,
-    INSERT,
-    STORED_ANSWER,
-    apply_pragmas,
-    file_identity,
-)
+from service.store.backends.sqlite_sql import SQL, apply_pragmas, file_identity
 from service.store.backends.sqlite_wire import frame, read_frame_blocking
-from service.store.batch_writes import Claim, Held, in_key_order
 
 __all__ = ["Writer", "main", "serve"]
 
+# The claims frame of a batch without idempotency keys.
+NO_CLAIMS = "[]"
 # How soon the writer tries again for SQLite's write lock while another connection holds it.
 RETRY_BUSY_S = 0.0005
 
@@ -57,13 +52,13 @@ class Writer:
         # a few. ``write`` retries at once instead, every RETRY_BUSY_S, as long as that allowed.
         self._conn.execute("PRAGMA busy_timeout=0")
 
-    def write(self, claims: list[list[Any]], rows: bytes) -> dict[str, Any]:
-        """Write one batch; answer ``[caller, key, response]`` of the keys already held, and
-        the ids stored."""
+    def write(self, claims: str, rows: str) -> dict[str, Any]:
+        """Write one batch (the claims and the rows as JSON, as the statements take them);
+        answer ``[caller, key, response]`` of the keys already held, and the ids stored."""
         deadline = time.monotonic() + self._busy_timeout
         while True:
             try:
-                return self._write([Claim(*claim) for claim in claims], rows)
+                return self._write(claims, rows)
             except sqlite3.OperationalError as error:
                 # Busy means the lock was not taken: nothing of the batch was written.
                 busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # extended codes too
@@ -71,12 +66,12 @@ class Writer:
                     raise
             time.sleep(RETRY_BUSY_S)
 
-    def _write(self, claims: list[Claim], rows: bytes) -> dict[str, Any]:
+    def _write(self, claims: str, rows: str) -> dict[str, Any]:
         if file_identity(self._path) != self._file:
             # An open connection writes on into a deleted or replaced file: the events would be
             # acknowledged and then gone. Refuse; the next batch starts a writer that reopens it.
             raise sqlite3.OperationalError("the database file was removed or replaced")
-        if not claims:
+        if claims == NO_CLAIMS:
             # A lone statement is its own transaction; it takes the write lock as it starts.
             return {"held": [], "inserted": self._insert(rows)}
         conn = self._conn
@@ -84,29 +79,35 @@ class Writer:
         try:
             held = self._claim(claims)
             if held:
-                answered = {claim.event_id for claim in held}
-                kept = [row for row in json.loads(rows) if row[0] not in answered]
-                rows = json.dumps(kept).encode()
+                answered = {claim["event_id"] for claim, _ in held}
+                rows = json.dumps([row for row in json.loads(rows) if row["id"] not in answered])
             inserted = self._insert(rows)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        held_keys = [[claim.caller, claim.key, response] for claim, response in held.items()]
+        held_keys = [[claim["caller"], claim["key"], response] for claim, response in held]
         return {"held": held_keys, "inserted": inserted}
 
-    def _insert(self, rows: bytes) -> list[str]:
-        return [event_id for (event_id,) in self._conn.execute(INSERT, (rows.decode(),))]
+    def _insert(self, rows: str) -> list[str]:
+        return [
+            event_id for (event_id,) in self._conn.execute(SQL["insert_events"], {"rows": rows})
+        ]
 
-    def _claim(self, claims: Sequence[Claim]) -> Held:
-        """Claim each key in the open transaction; the stored answers of keys already held."""
-        held: Held = {}
-        for c in in_key_order(claims):
-            values = (c.caller, c.key, c.event_id, c.response, c.created_at, c.expires_at)
-            if self._conn.execute(CLAIM_KEY, values).fetchone() is None:
-                held[c] = self._conn.execute(STORED_ANSWER, (c.caller, c.key)).fetchone()[0]
-        return held
+    def _claim(self, claims: str) -> list[tuple[dict[str, Any], str]]:
+        """Claim the keys in the open transaction; the claims whose key an earlier request
+        holds, each with its stored answer."""
+        ours = {
+            (caller, key)
+            for caller, key in self._conn.execute(SQL["claim_keys"], {"claims": claims})
+        }
+        others = [c for c in json.loads(claims) if (c["caller"], c["key"]) not in ours]
+        if not others:
+            return []
+        by_key = {(c["caller"], c["key"]): c for c in others}
+        answers = self._conn.execute(SQL["stored_answers"], {"claims": json.dumps(others)})
+        return [(by_key[caller, key], response) for caller, key, response in answers]
 
     def close(self) -> None:
         self._conn.close()
@@ -125,7 +126,7 @@ def serve(sock: socket.socket, path: str, busy_timeout_ms: int, synchronous: str
                 return
             try:
                 writer = writer or Writer(path, busy_timeout_ms, synchronous)
-                answer = writer.write(json.loads(header), rows)
+                answer = writer.write(header.decode(), rows.decode())
             except sqlite3.Error as error:
                 answer = {"error": f"{type(error).__name__}: {error}"}
             sock.sendall(frame(json.dumps(answer).encode()))

@@ -35,6 +35,7 @@ from service.config.delivery import InngestSettings, RelaySettings
 from service.config.nextauth_database import NextAuthDatabaseSettings
 from service.config.variables import (
     ConfigError,
+    Variable,
     choice,
     comma_list,
     declared_variable,
@@ -46,7 +47,13 @@ from service.config.variables import (
     text,
 )
 
-__all__ = ["Settings", "normalise_database_url", "require_session_secret", "schema_name"]
+__all__ = [
+    "Settings",
+    "configured_schema",
+    "normalise_database_url",
+    "require_session_secret",
+    "schema_name",
+]
 
 DEFAULT_SQLITE_PATH = Path("var") / "service.db"
 ENVIRONMENTS = ("development", "production")
@@ -122,6 +129,13 @@ def schema_name(raw: str) -> str:
             f" not one of PostgreSQL's own schemas, got {raw!r}"
         )
     return raw
+
+
+def configured_schema(env: Mapping[str, str] | None = None) -> str:
+    """``DATABASE_SCHEMA`` as ``Settings`` reads it from ``env`` (default: the process's
+    environment), for the code that runs in an app's process without the service's settings."""
+    variable: Variable[str] = declared_variable(Settings, "database_schema")
+    return variable.read(os.environ if env is None else env)
 
 
 def _internal_token(token: str) -> None:

@@ -18,7 +18,7 @@ from service.events.ids import now_ms
 from service.events.inngest_ids import ulid_parts
 from service.events.validation import event_error, size_error
 from service.store import deliveries
-from service.store.backends.in_transaction import EventRefused
+from service.store.in_transaction import EventRefused
 from service.store.outbox_stats import gauge_snapshot
 from service.store.outbox_stats import stats as outbox_stats
 from service.store.tables import outbox_events

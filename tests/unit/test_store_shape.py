@@ -100,7 +100,7 @@ def test_both_backends_name_the_same_operations_of_the_outbox() -> None:
     postgres_only = {
         "take_in",  # the intake of apps' transactions
         *("notify", "start_waiting", "shared_available", "stop_waiting"),  # waking relays
-        *("grant_sender_schema", "grant_sender_function", "event_max_bytes"),  # roles, limits
+        *("send_event", "grant_sender_schema", "grant_sender_function", "event_max_bytes"),
     }
     assert set(POSTGRES) - postgres_only == set(SQLITE)
 

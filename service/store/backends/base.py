@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import Row, Select, Table
@@ -23,7 +24,16 @@ from service.events.payload import EventShell, NewEvent
 from service.store.batch_writes import BatchStore
 from service.store.outcomes import Burial, Retry
 
-__all__ = ["BACKEND_OPTION", "POLLING", "READ_ONLY", "Backend", "Listener", "upsert_statement"]
+__all__ = [
+    "BACKEND_OPTION",
+    "POLLING",
+    "READ_ONLY",
+    "AppEvent",
+    "AppWrites",
+    "Backend",
+    "Listener",
+    "upsert_statement",
+]
 
 # The execution option under which an engine made by a backend carries it (``backend_of``).
 BACKEND_OPTION = "service_backend"
@@ -50,6 +60,33 @@ class _Polling:
 
 
 POLLING: Listener = _Polling()
+
+
+class AppWrites(Protocol):
+    """How ``send_event`` writes an event in an app's own transaction on one kind of database
+    (the app's engine, which carries no backend: the connection's dialect picks it)."""
+
+    def inngest_id(self, conn: AsyncConnection, written_at: int) -> str:
+        """The Inngest id of the next event sent on ``conn``; where the database makes it, a
+        stand-in of its length (what the event's size is measured with)."""
+
+    async def write(self, conn: AsyncConnection, event: AppEvent) -> str:
+        """Write the checked event in ``conn``'s transaction; return its id."""
+
+
+@dataclass(frozen=True)
+class AppEvent:
+    """An event an app sends in its transaction, checked by the Event API's rules: the event
+    as stored (``payload``, ``document`` its fields), its own id if it gave one, its Inngest
+    environment and id, when it was written, and the schema of the service's tables."""
+
+    document: Mapping[str, Any]
+    payload: str
+    own_id: str | None
+    env: str | None
+    inngest_id: str
+    written_at: int
+    schema: str
 
 
 class Backend(Protocol):

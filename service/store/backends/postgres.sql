@@ -133,6 +133,10 @@ WHERE o.seq = r.seq AND o.status = 'pending' AND o.locked_by = $4
 UPDATE {schema}.outbox_events SET next_attempt_at = $2, locked_by = NULL, locked_until = NULL
 WHERE seq = ANY ($1::bigint[]) AND status = 'pending' AND locked_by = $3
 
+-- name: send_event
+-- The function apps call in their own transactions, as the Python helper calls it.
+SELECT {schema}.send_event($1, $2::jsonb, $3::jsonb, $4, $5, $6)
+
 -- name: grant_sender_schema
 GRANT USAGE ON SCHEMA {schema} TO {role}
 

@@ -4,6 +4,7 @@ their delivery statements, and the two statements of DDL that take a value of th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from service.store.backends.named_sql import named_statements
@@ -51,6 +52,7 @@ class PostgresStatements:
     retry_later: str
     bury: str
     release: str
+    send_event: str
     grant_sender_schema: str
     grant_sender_function: str
     event_max_bytes: str
@@ -68,6 +70,7 @@ class PostgresStatements:
         return _filled(self.event_max_bytes, {"limit": str(int(limit))})
 
     @classmethod
+    @functools.cache
     def of(cls, schema: str) -> PostgresStatements:
         s = quoted(schema)
         channel = f"{schema}.outbox_events"

@@ -26,16 +26,25 @@ from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
 from service.errors import InvalidInput
+from service.events.inngest_ids import RunningIds
 from service.events.payload import EventShell, NewEvent, dumps
-from service.store.backends.base import BACKEND_OPTION, POLLING, Listener, upsert_statement
+from service.store.backends.base import (
+    BACKEND_OPTION,
+    POLLING,
+    AppEvent,
+    Listener,
+    upsert_statement,
+)
 from service.store.backends.rows import new_complete_events
 from service.store.backends.sqlite_batch import SqliteBatchStore
 from service.store.backends.sqlite_sql import SQL, apply_pragmas, file_identity, insert_argument
 from service.store.batch_writes import BatchStore
 from service.store.outcomes import Burial, Retry
 
-__all__ = ["SqliteBackend", "sqlite_path"]
+__all__ = ["APP_WRITES", "SqliteBackend", "sqlite_path"]
 
+# Where a connection keeps the run of Inngest ids of the events ``send_event`` wrote on it.
+RUNS = "service.inngest_ids"
 # A connection whose one write statement is a transaction of its own (the driver's autocommit).
 SINGLE_STATEMENT = {"service_single_statement": True}
 
@@ -43,6 +52,32 @@ SINGLE_STATEMENT = {"service_single_statement": True}
 def sqlite_path(database_url: str) -> str:
     """The file of a SQLite database URL."""
     return make_url(database_url).database or ""
+
+
+class SqliteAppWrites:
+    """``send_event`` on SQLite, which has no stored functions: the backend's INSERT, in the
+    app's transaction on the same file."""
+
+    def inngest_id(self, conn: AsyncConnection, written_at: int) -> str:
+        # The events of one connection make runs (its pool keeps it for the next transactions).
+        runs: RunningIds = conn.info.setdefault(RUNS, RunningIds())
+        return runs.take(1, written_at)[0]
+
+    async def write(self, conn: AsyncConnection, event: AppEvent) -> str:
+        event_id = str(event.document["id"])
+        row = NewEvent(
+            event_id,
+            str(event.document["name"]),
+            event.written_at,
+            event.payload,
+            env=event.env,
+            inngest_id=event.inngest_id,
+        )
+        await conn.exec_driver_sql(SQL["insert_events"], insert_argument([], [row]))
+        return event_id
+
+
+APP_WRITES = SqliteAppWrites()
 
 
 class SqliteBackend:

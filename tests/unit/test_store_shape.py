@@ -56,8 +56,9 @@ def returned_columns(statement: str) -> list[str]:
     return [name.strip() for name in found.group(1).split(",")]
 
 
-def test_sqlite_insert_reads_every_field_of_the_row_by_name() -> None:
-    assert sorted(json_keys(SQLITE["insert_events"], "e")) == sorted(ROW_FIELDS)
+def test_sqlite_insert_names_every_field_of_the_row_at_its_place() -> None:
+    named = re.findall(r"json_extract\(value, '\$\[(\d+)\]'\) AS (\w+)", SQLITE["insert_events"])
+    assert [(int(place), name) for place, name in named] == list(enumerate(ROW_FIELDS))
 
 
 def test_postgres_insert_takes_one_array_per_field_in_the_rows_order() -> None:

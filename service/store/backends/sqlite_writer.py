@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from service.store.backends.rows import ID_POSITION
 from service.store.backends.sqlite_sql import SQL, apply_pragmas, file_identity
 from service.store.backends.sqlite_wire import frame, read_frame_blocking
 
@@ -80,7 +81,9 @@ class Writer:
             held = self._claim(claims)
             if held:
                 answered = {claim["event_id"] for claim, _ in held}
-                rows = json.dumps([row for row in json.loads(rows) if row["id"] not in answered])
+                rows = json.dumps(
+                    [row for row in json.loads(rows) if row[ID_POSITION] not in answered]
+                )
             inserted = self._insert(rows)
             conn.execute("COMMIT")
         except BaseException:

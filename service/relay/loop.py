@@ -204,7 +204,7 @@ class Relay:
             # now on wake this relay.
             timeout = self.settings.poll_interval
             with contextlib.suppress(DatabaseUnavailable):
-                due = await deliveries.next_due_at(self.engine)
+                due = await deliveries.next_due_at(self.engine, self.clock.now_ms())
                 if due is not None:
                     # At least a moment: a due row another relay claims right now is not ours.
                     timeout = min(timeout, max(0.01, (due - self.clock.now_ms()) / 1000))

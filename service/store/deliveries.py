@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column, select, update
+from sqlalchemy import ColumnElement, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.errors import InvalidInput
@@ -24,6 +24,7 @@ __all__ = [
     "add",
     "claim",
     "expedite_retries",
+    "free_at",
     "intake_figures",
     "next_due_at",
     "notify_relays",
@@ -42,6 +43,11 @@ def status_is(*statuses: str) -> ColumnElement[bool]:
     if len(values) != len(statuses) or not values:
         raise InvalidInput(f"not an outbox state: {', '.join(statuses)}")
     return t.c.status == values[0] if len(values) == 1 else t.c.status.in_(values)
+
+
+def free_at(now: int) -> ColumnElement[bool]:
+    """The row is held by no relay at ``now`` (never leased, or its lease has ended)."""
+    return or_(t.c.locked_until.is_(None), t.c.locked_until <= now)
 
 
 async def add(conn: AsyncConnection, events: Sequence[NewEvent]) -> int:
@@ -87,11 +93,12 @@ async def claim(
 ) -> list[ClaimedRow]:
     """Lease up to ``limit`` due rows to ``relay_id`` in one atomic statement.
 
-    The lease moves ``next_attempt_at`` to its end: if the relay dies, the rows fall due again
-    when the lease runs out, and the claim needs no other condition than "due". PostgreSQL's
-    SKIP LOCKED lets concurrent relays take disjoint batches; on SQLite the statement takes the
-    write lock as it starts, which serializes the claims. Being one statement, it needs no
-    explicit transaction (``single_statement``).
+    The lease is ``locked_by`` and ``locked_until``: a row is free again when its lease ends
+    (so a relay that dies gives its rows back), and its ``next_attempt_at`` stays: no index
+    holds the lease's columns, so the claim changes no index (on PostgreSQL a HOT update where
+    the page has room). PostgreSQL's SKIP LOCKED lets concurrent relays take disjoint batches;
+    on SQLite the statement takes the write lock as it starts, which serializes the claims.
+    Being one statement, it needs no explicit transaction (``single_statement``).
 
     ``early`` takes the rows that fall due first even if they are not due yet (but none that
     another relay holds): an outage's probe needs one row to ask Inngest with, now.
@@ -161,11 +168,12 @@ async def intake_figures(conn: AsyncConnection) -> IntakeFigures:
     return IntakeFigures(int(rows), None if oldest is None else int(oldest))
 
 
-async def next_due_at(engine: AsyncEngine) -> int | None:
-    """When the earliest pending row falls due (epoch ms), or None when nothing is pending;
-    a row in the intake is due since it was sent."""
+async def next_due_at(engine: AsyncEngine, now: int) -> int | None:
+    """When the earliest pending row that no relay holds at ``now`` falls due (epoch ms), or
+    None when there is none; a row in the intake is due since it was sent. A row another relay
+    holds is its relay's: if that relay dies, the row is found by a poll once its lease ends."""
     async with reading(engine) as conn:
-        earliest = select(func.min(t.c.next_attempt_at)).where(status_is(PENDING))
+        earliest = select(func.min(t.c.next_attempt_at)).where(status_is(PENDING), free_at(now))
         due = await conn.scalar(earliest)
         intake = await intake_figures(conn)
     return intake.oldest_with(due)

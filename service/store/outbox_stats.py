@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.events.ids import now_ms
-from service.store.deliveries import intake_figures, status_is
+from service.store.deliveries import free_at, intake_figures, status_is
 from service.store.engine import reading
 from service.store.statuses import DEAD, DELIVERED, PENDING
 from service.store.tables import outbox_events
@@ -117,8 +117,8 @@ async def stats(engine: AsyncEngine, now: int | None = None) -> OutboxStats:
         due, leased, oldest, failing_since = (
             await conn.execute(
                 select(
-                    func.count().filter(t.c.next_attempt_at <= at),
-                    func.count().filter(t.c.next_attempt_at > at, t.c.locked_until > at),
+                    func.count().filter(t.c.next_attempt_at <= at, free_at(at)),
+                    func.count().filter(t.c.locked_until > at),
                     func.min(t.c.created_at),
                     func.min(t.c.first_failed_at),
                 ).where(status_is(PENDING))

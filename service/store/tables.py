@@ -61,10 +61,12 @@ outbox_events = Table(
     Column("status", String(16), nullable=False, server_default=PENDING),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
-    # When a pending row is due; a claim moves it to the lease's end, so a relay that dies
-    # gives its rows back when the lease runs out.
+    # When a pending row is due. A claim leaves it as it is: the lease is ``locked_by`` and
+    # ``locked_until`` alone, which no index holds, so that the claim updates no index.
     Column("next_attempt_at", BigInteger, nullable=False),
     Column("locked_by", String(128)),
+    # Until when a relay holds the row; it is free again after (a relay that dies gives its
+    # rows back so).
     Column("locked_until", BigInteger),
     Column("last_error", Text),
     # When the row's first failed attempt was made: the relay's time budget counts from here.

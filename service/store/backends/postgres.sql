@@ -1,8 +1,9 @@
 -- Every statement the PostgreSQL backend runs that SQLAlchemy Core does not write, by name.
 -- asyncpg's parameters ($1, $2, ...). Every name is qualified by {schema}, the service's
 -- schema: a connection's search_path is never relied on (it does not survive a pooler in
--- transaction mode). {wake_key} is the advisory lock key of waiting relays and {channel} the
--- NOTIFY channel, both the schema's own (``postgres_sql``).
+-- transaction mode). {wake_key} is the advisory lock key of waiting relays, {take_in_key} that
+-- of the relay taking in, and {channel} the NOTIFY channel, all the schema's own
+-- (``postgres_sql``).
 --
 -- Waking relays costs a NOTIFY, and PostgreSQL serializes the commits of notifying
 -- transactions, so a writer notifies only while a relay waits. A relay waiting for work holds
@@ -36,12 +37,14 @@ SELECT coalesce((SELECT array_agg(id) FROM inserted), '{}'),
         ELSE pg_notify('{channel}', '') END
 
 -- name: take_in
--- Up to $1 committed intake rows (none that another relay is moving), deleted and inserted
--- into the outbox in one statement, in the order they were sent; an id stored already is
--- dropped. The answer is how many rows left the intake.
+-- Up to $1 committed intake rows, deleted and inserted into the outbox in one statement, in the
+-- order they were sent; an id stored already is dropped. The answer is how many rows left the
+-- intake. One relay at a time takes in (the others find the key {take_in_key} taken and move
+-- nothing this time): the rows need no row locks, which cost a WAL record each.
 WITH taken AS (
     DELETE FROM {schema}.outbox_intake WHERE ctid = ANY (ARRAY(
-        SELECT ctid FROM {schema}.outbox_intake LIMIT $1 FOR UPDATE SKIP LOCKED))
+        SELECT ctid FROM {schema}.outbox_intake
+        WHERE (SELECT pg_try_advisory_xact_lock({take_in_key})) LIMIT $1))
     RETURNING id, name, payload, env, created_at, inngest_id, ctid AS place),
 stored AS (
     INSERT INTO {schema}.outbox_events
@@ -87,11 +90,14 @@ SELECT CASE WHEN pg_try_advisory_lock_shared({wake_key})
 SELECT pg_advisory_unlock({wake_key})
 
 -- name: claim_due
--- Lease up to $2 due rows to $1 until $3, when they fall due again (a relay that dies gives
--- them back so); SKIP LOCKED lets concurrent relays take disjoint batches.
-UPDATE {schema}.outbox_events SET locked_by = $1, locked_until = $3, next_attempt_at = $3
+-- Lease up to $2 due rows to $1 until $3: a row is free again when its lease ends (a relay
+-- that dies gives its rows back so). The lease is only in columns no index holds, so the
+-- update is a HOT one (on the row's page, no index touched) where the page has room;
+-- SKIP LOCKED lets concurrent relays take disjoint batches.
+UPDATE {schema}.outbox_events SET locked_by = $1, locked_until = $3
 WHERE seq IN (SELECT seq FROM {schema}.outbox_events
     WHERE status = 'pending' AND next_attempt_at <= $4
+        AND (locked_until IS NULL OR locked_until <= $4)
     ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)
 RETURNING seq, id, payload, attempts, created_at, first_failed_at, env, inngest_id,
     traceparent, tracestate
@@ -99,7 +105,7 @@ RETURNING seq, id, payload, attempts, created_at, first_failed_at, env, inngest_
 -- name: claim_early
 -- As claim_due, the rows that fall due first even if they are not due yet, but none that a
 -- relay holds: an outage's probe needs one row to ask Inngest with, now.
-UPDATE {schema}.outbox_events SET locked_by = $1, locked_until = $3, next_attempt_at = $3
+UPDATE {schema}.outbox_events SET locked_by = $1, locked_until = $3
 WHERE seq IN (SELECT seq FROM {schema}.outbox_events
     WHERE status = 'pending' AND (locked_until IS NULL OR locked_until <= $4)
     ORDER BY next_attempt_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)

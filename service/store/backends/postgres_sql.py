@@ -11,9 +11,10 @@ from service.store.backends.named_sql import named_statements
 
 __all__ = ["PostgresStatements", "quoted", "quoted_literal"]
 
-# The high half of the relays' advisory lock key; the low half is the schema's oid, so that
+# The high halves of the relays' advisory lock keys; the low half is the schema's oid, so that
 # the services of two schemas in one database never wait on each other's lock.
-WAKE_KEY_HIGH = 0x4F55_5458  # "OUTX"
+WAKE_KEY_HIGH = 0x4F55_5458  # "OUTX": a relay waits for work
+TAKE_IN_KEY_HIGH = 0x494E_544B  # "INTK": a relay takes in the intake
 
 
 def quoted(identifier: str) -> str:
@@ -24,6 +25,11 @@ def quoted(identifier: str) -> str:
 def quoted_literal(text: str) -> str:
     """``text`` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def _lock_key(high: int, schema: str) -> str:
+    """An advisory lock key of the schema ``schema`` (quoted), as an SQL expression."""
+    return f"(({high}::bigint << 32) | {quoted_literal(schema)}::regnamespace::oid::bigint)"
 
 
 def _filled(statement: str, fields: dict[str, str]) -> str:
@@ -78,10 +84,8 @@ class PostgresStatements:
             "schema": s,
             # The schema's name inside a string literal (``to_regprocedure``, ``EXECUTE``).
             "schema_text": s.replace("'", "''"),
-            "wake_key": (
-                f"(({WAKE_KEY_HIGH}::bigint << 32)"
-                f" | {quoted_literal(s)}::regnamespace::oid::bigint)"
-            ),
+            "wake_key": _lock_key(WAKE_KEY_HIGH, s),
+            "take_in_key": _lock_key(TAKE_IN_KEY_HIGH, s),
             "channel": channel.replace("'", "''"),
         }
         statements = {

@@ -48,12 +48,14 @@ WHERE (caller, key) IN (SELECT json_extract(c.value, '$.caller'), json_extract(c
     FROM json_each(:claims) AS c)
 
 -- name: claim_due
--- Lease up to :limit due rows to :relay until :until, when they fall due again (a relay that
--- dies gives them back so). The statement takes SQLite's one write lock as it starts: claims
--- are serialized, and no row is leased twice.
-UPDATE outbox_events SET locked_by = :relay, locked_until = :until, next_attempt_at = :until
+-- Lease up to :limit due rows to :relay until :until: a row is free again when its lease ends
+-- (a relay that dies gives its rows back so). The lease is only in columns no index holds, so
+-- no index changes. The statement takes SQLite's one write lock as it starts: claims are
+-- serialized, and no row is leased twice.
+UPDATE outbox_events SET locked_by = :relay, locked_until = :until
 WHERE seq IN (SELECT seq FROM outbox_events
     WHERE status = 'pending' AND next_attempt_at <= :now
+        AND (locked_until IS NULL OR locked_until <= :now)
     ORDER BY next_attempt_at, seq LIMIT :limit)
 RETURNING seq, id, payload, attempts, created_at, first_failed_at, env, inngest_id,
     traceparent, tracestate
@@ -61,7 +63,7 @@ RETURNING seq, id, payload, attempts, created_at, first_failed_at, env, inngest_
 -- name: claim_early
 -- As claim_due, the rows that fall due first even if they are not due yet, but none that a
 -- relay holds: an outage's probe needs one row to ask Inngest with, now.
-UPDATE outbox_events SET locked_by = :relay, locked_until = :until, next_attempt_at = :until
+UPDATE outbox_events SET locked_by = :relay, locked_until = :until
 WHERE seq IN (SELECT seq FROM outbox_events
     WHERE status = 'pending' AND (locked_until IS NULL OR locked_until <= :now)
     ORDER BY next_attempt_at, seq LIMIT :limit)

@@ -14,12 +14,16 @@ import pytest
 from service.store.backends.named_sql import named_statements
 from service.store.backends.postgres_sql import PostgresStatements
 from service.store.backends.rows import APP_SETTINGS_ROW, EMPTY_DOCUMENT, ROW_FIELDS
+from service.store.backends.sqlite_sql import SQL
 from service.store.batch_writes import CLAIM_FIELDS
 from service.store.deliveries import ClaimedRow
 from service.store.tables import outbox_events
 
-POSTGRES = named_statements("postgres")
-SQLITE = named_statements("sqlite")
+# The statements as the backends run them, their fields filled in.
+POSTGRES = {
+    name: getattr(PostgresStatements.of("public"), name) for name in named_statements("postgres")
+}
+SQLITE = SQL
 BOTH = pytest.mark.parametrize("statements", [POSTGRES, SQLITE], ids=["postgres", "sqlite"])
 # What the INSERT writes besides the row's own fields: the payload (made of head and tail), and
 # the state of a new row.
@@ -108,7 +112,7 @@ def test_both_backends_name_the_same_operations_of_the_outbox() -> None:
 
 def test_postgres_statements_are_filled_in_for_the_schema() -> None:
     sql = PostgresStatements.of('we"ird')
-    for name in POSTGRES:
+    for name in named_statements("postgres"):
         statement = getattr(sql, name)
         assert '"we""ird"' in statement, name
         left = set(re.findall(r"\{(\w+)\}", statement))
@@ -118,3 +122,8 @@ def test_postgres_statements_are_filled_in_for_the_schema() -> None:
         'GRANT EXECUTE ON FUNCTION "we""ird".send_event(text, jsonb, jsonb, text, bigint, text)'
         ' TO "app"',
     ]
+
+
+def test_sqlite_statements_are_filled_in_with_the_row() -> None:
+    for name, statement in SQL.items():
+        assert re.findall(r"\{(\w+)\}", statement) == [], name

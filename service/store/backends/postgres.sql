@@ -13,24 +13,17 @@
 -- until the writer's transaction has ended, so the relay's last look for work sees its rows.
 
 -- name: insert_events
--- The outbox INSERT. The rows come as one array per field of ``rows.OutboxRow``, in its order;
--- a shell's payload is head || the settings document || tail, read by the same statement; a
--- complete event's is its head. An id stored already is left out. The answer is the ids
--- stored; a waiting relay is woken at commit.
+-- The outbox INSERT. The rows come as one array per field of ``rows.OutboxRow``, in its order
+-- ({row_arrays}, named {row_fields}); a shell's payload is head || the settings document ||
+-- tail, read by the same statement; a complete event's is its head. An id stored already is
+-- left out. The answer is the ids stored; a waiting relay is woken at commit.
 WITH inserted AS (
-    INSERT INTO {schema}.outbox_events
-        (id, name, payload, status, attempts, created_at, next_attempt_at, env, replay_of,
-         inngest_id, traceparent, tracestate)
-    SELECT e.id, e.name,
-        CASE WHEN e.tail IS NULL THEN e.head ELSE e.head || document.data || e.tail END,
-        'pending', 0, e.created_at, e.created_at, e.env, e.replay_of, e.inngest_id,
-        e.traceparent, e.tracestate
+    INSERT INTO {schema}.outbox_events (payload, status, attempts, next_attempt_at, {row_columns})
+    SELECT CASE WHEN e.tail IS NULL THEN e.head ELSE e.head || document.data || e.tail END,
+        'pending', 0, e.created_at, {row_values}
     FROM (SELECT coalesce((SELECT document FROM {schema}.app_settings WHERE id = 1), '{}')
             AS data) AS document,
-        unnest($1::text[], $2::varchar[], $3::text[], $4::text[], $5::bigint[], $6::varchar[],
-            $7::text[], $8::text[], $9::text[], $10::text[])
-        WITH ORDINALITY AS e(id, name, head, tail, created_at, env, replay_of, inngest_id,
-            traceparent, tracestate, position)
+        unnest({row_arrays}) WITH ORDINALITY AS e({row_fields}, position)
     ORDER BY e.position ON CONFLICT (id) DO NOTHING RETURNING id)
 SELECT coalesce((SELECT array_agg(id) FROM inserted), '{}'),
     CASE WHEN pg_try_advisory_xact_lock_shared({wake_key}) THEN NULL

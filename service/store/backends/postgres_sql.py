@@ -8,6 +8,7 @@ import functools
 from dataclasses import dataclass
 
 from service.store.backends.named_sql import named_statements
+from service.store.backends.rows import ROW_FIELDS, integer_fields, row_sql_fields
 
 __all__ = ["PostgresStatements", "quoted", "quoted_literal"]
 
@@ -80,6 +81,7 @@ class PostgresStatements:
     def of(cls, schema: str) -> PostgresStatements:
         s = quoted(schema)
         channel = f"{schema}.outbox_events"
+        integers = integer_fields()
         fields = {
             "schema": s,
             # The schema's name inside a string literal (``to_regprocedure``, ``EXECUTE``).
@@ -87,6 +89,12 @@ class PostgresStatements:
             "wake_key": _lock_key(WAKE_KEY_HIGH, s),
             "take_in_key": _lock_key(TAKE_IN_KEY_HIGH, s),
             "channel": channel.replace("'", "''"),
+            # The row's fields as arrays, one parameter each, in order.
+            "row_arrays": ", ".join(
+                f"${place}::{'bigint' if name in integers else 'text'}[]"
+                for place, name in enumerate(ROW_FIELDS, 1)
+            ),
+            **row_sql_fields(),
         }
         statements = {
             name: _filled(text, fields) for name, text in named_statements("postgres").items()

@@ -1,16 +1,17 @@
 """The one shape of a row the outbox INSERT takes, and the settings document it reads.
 
-``OutboxRow`` is that shape: its fields, by name and in order, are what both backends'
-``insert_events`` read (SQLite's as the items of a JSON array that it names, PostgreSQL's as
-``unnest``'s arrays, named in the same order); a test holds the two statements and the table
-to it. Free of
+``OutboxRow`` is that shape: both backends' ``insert_events`` name its fields where the file
+says ``{row_...}`` (``row_sql_fields``): SQLite reads them as the items of a JSON array,
+PostgreSQL as ``unnest``'s arrays, in the same order; each field but the payload's parts is
+the column of its name. A field added here is written by both; a test holds the statements and
+the table to it. Free of
 SQLAlchemy: the SQLite writer process builds its statement's argument from these too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_type_hints
 
 from service.errors import DatabaseUnavailable
 from service.events.payload import EVENT_NAME, EventShell, NewEvent, dumps
@@ -18,14 +19,18 @@ from service.events.trace import TraceContext
 
 __all__ = [
     "APP_SETTINGS_ROW",
+    "COLUMN_FIELDS",
     "EMPTY_DOCUMENT",
     "ID_POSITION",
+    "PAYLOAD_FIELDS",
     "ROW_FIELDS",
     "OutboxRow",
     "as_arrays",
     "as_json",
     "insert_rows",
+    "integer_fields",
     "new_complete_events",
+    "row_sql_fields",
 ]
 
 # The app settings document is the one row of its table, ``{}`` until set (the statements
@@ -53,6 +58,25 @@ class OutboxRow(NamedTuple):
 
 ROW_FIELDS = OutboxRow._fields
 ID_POSITION = ROW_FIELDS.index("id")  # where a row's id is in its JSON array
+# The fields that the INSERT makes the payload of; every other one is a column of its name.
+PAYLOAD_FIELDS = ("head", "tail")
+COLUMN_FIELDS = tuple(name for name in ROW_FIELDS if name not in PAYLOAD_FIELDS)
+
+
+def row_sql_fields() -> dict[str, str]:
+    """What both backends' ``insert_events`` name of the row, derived from ``OutboxRow``: the
+    columns it fills by name (``{row_columns}``), their values (``{row_values}``), and the
+    list of its fields (``{row_fields}``)."""
+    return {
+        "row_columns": ", ".join(COLUMN_FIELDS),
+        "row_values": ", ".join(f"e.{name}" for name in COLUMN_FIELDS),
+        "row_fields": ", ".join(ROW_FIELDS),
+    }
+
+
+def integer_fields() -> frozenset[str]:
+    """The fields of ``OutboxRow`` that hold integers (the others hold text)."""
+    return frozenset(name for name, kind in get_type_hints(OutboxRow).items() if kind is int)
 
 
 def insert_rows(shells: Sequence[EventShell], events: Sequence[NewEvent]) -> list[OutboxRow]:

@@ -4,26 +4,16 @@
 
 -- name: insert_events
 -- The outbox INSERT. The rows come as one JSON array of arrays, each of the fields of
--- ``rows.OutboxRow`` in order, named here; a shell's payload is head || the settings document
--- || tail, read by the same statement; a complete event's is its head. An id stored already is
--- left out; the answer is the ids stored. The WHERE is SQLite's way to tell an upsert's ON
--- CONFLICT from a join's ON.
-INSERT INTO outbox_events
-    (id, name, payload, status, attempts, created_at, next_attempt_at, env, replay_of,
-     inngest_id, traceparent, tracestate)
-SELECT e.id, e.name,
-    CASE WHEN e.tail IS NULL THEN e.head ELSE e.head || document.data || e.tail END,
-    'pending', 0, e.created_at, e.created_at, e.env, e.replay_of, e.inngest_id,
-    e.traceparent, e.tracestate
+-- ``rows.OutboxRow`` in order ({row_items} names them); a shell's payload is head || the
+-- settings document || tail, read by the same statement; a complete event's is its head. An
+-- id stored already is left out; the answer is the ids stored. The WHERE is SQLite's way to
+-- tell an upsert's ON CONFLICT from a join's ON.
+INSERT INTO outbox_events (payload, status, attempts, next_attempt_at, {row_columns})
+SELECT CASE WHEN e.tail IS NULL THEN e.head ELSE e.head || document.data || e.tail END,
+    'pending', 0, e.created_at, {row_values}
 FROM (SELECT coalesce((SELECT document FROM app_settings WHERE id = 1), '{}') AS data)
         AS document,
-    (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS name,
-        json_extract(value, '$[2]') AS head, json_extract(value, '$[3]') AS tail,
-        json_extract(value, '$[4]') AS created_at, json_extract(value, '$[5]') AS env,
-        json_extract(value, '$[6]') AS replay_of, json_extract(value, '$[7]') AS inngest_id,
-        json_extract(value, '$[8]') AS traceparent, json_extract(value, '$[9]') AS tracestate,
-        key AS position
-    FROM json_each(:rows)) AS e
+    (SELECT {row_items}, key AS position FROM json_each(:rows)) AS e
 WHERE true ORDER BY e.position ON CONFLICT (id) DO NOTHING RETURNING id
 
 -- name: claim_keys

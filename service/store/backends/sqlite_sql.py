@@ -13,11 +13,24 @@ from typing import Any
 
 from service.events.payload import EventShell, NewEvent
 from service.store.backends.named_sql import named_statements
-from service.store.backends.rows import as_json, insert_rows
+from service.store.backends.rows import ROW_FIELDS, as_json, insert_rows, row_sql_fields
 
 __all__ = ["SQL", "apply_pragmas", "file_identity", "insert_argument"]
 
-SQL = named_statements("sqlite")
+
+def _filled(statement: str) -> str:
+    fields = row_sql_fields() | {
+        # The row's fields as items of its JSON array, named.
+        "row_items": ", ".join(
+            f"json_extract(value, '$[{place}]') AS {name}" for place, name in enumerate(ROW_FIELDS)
+        )
+    }
+    for name, value in fields.items():
+        statement = statement.replace("{" + name + "}", value)
+    return statement
+
+
+SQL = {name: _filled(statement) for name, statement in named_statements("sqlite").items()}
 
 
 def insert_argument(shells: Sequence[EventShell], events: Sequence[NewEvent]) -> dict[str, str]:

@@ -12,6 +12,10 @@ version fits on the old one's page, PostgreSQL logs only the bytes that changed,
 1 KB event again; a full page puts it on another, logged whole. ``fillfactor`` keeps half of
 each page free for those versions. SQLite has neither: nothing changes there.
 
+The Python helper now checks an event against ``event_max_bytes()`` itself, so every role
+granted ``send_event`` is granted that function too (it answers a number, nothing more). A
+downgrade leaves those grants.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-07
@@ -67,12 +71,30 @@ def send_event(schema: str) -> str:
     return function
 
 
+def grant_the_limit_to_senders(schema: str) -> str:
+    """Grant ``event_max_bytes()`` to every role that may call ``send_event`` (not PUBLIC,
+    not the owner)."""
+    s = _quoted(schema)
+    function = _literal(f"{s}.send_event(text, jsonb, jsonb, text, bigint, text)")
+    limit = _literal(f"{s}.event_max_bytes()")
+    return f"""DO $grant$ DECLARE sender text; BEGIN
+    FOR sender IN SELECT DISTINCT a.grantee::regrole::text
+        FROM pg_proc p, aclexplode(p.proacl) a
+        WHERE p.oid = {function}::regprocedure AND a.privilege_type = 'EXECUTE'
+            AND a.grantee <> 0 AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE 'GRANT EXECUTE ON FUNCTION ' || {limit} || ' TO ' || sender;
+    END LOOP;
+END $grant$"""
+
+
 def upgrade() -> None:
     schema = op.get_context().version_table_schema
     if schema is None:
         return  # SQLite: no stored functions, no fillfactor
     op.execute(f"ALTER TABLE outbox_events SET (fillfactor = {FILLFACTOR})")
     op.execute(send_event(schema))
+    op.execute(grant_the_limit_to_senders(schema))
 
 
 def downgrade() -> None:

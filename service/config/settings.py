@@ -49,6 +49,7 @@ from service.config.variables import (
 
 __all__ = [
     "Settings",
+    "configured_event_max_bytes",
     "configured_schema",
     "normalise_database_url",
     "require_session_secret",
@@ -135,6 +136,13 @@ def configured_schema(env: Mapping[str, str] | None = None) -> str:
     """``DATABASE_SCHEMA`` as ``Settings`` reads it from ``env`` (default: the process's
     environment), for the code that runs in an app's process without the service's settings."""
     variable: Variable[str] = declared_variable(Settings, "database_schema")
+    return variable.read(os.environ if env is None else env)
+
+
+def configured_event_max_bytes(env: Mapping[str, str] | None = None) -> int:
+    """``EVENT_MAX_BYTES`` as the settings read it from ``env`` (default: the process's
+    environment), for the code that runs in an app's process without the service's settings."""
+    variable: Variable[int] = declared_variable(EventApiSettings, "max_event_bytes")
     return variable.read(os.environ if env is None else env)
 
 

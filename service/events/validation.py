@@ -21,6 +21,7 @@ __all__ = [
     "LATEST_TS",
     "MAX_ENV_LENGTH",
     "MAX_NAME_LENGTH",
+    "EventRefused",
     "env_error",
     "event_error",
     "size_error",
@@ -78,6 +79,10 @@ def event_error(event: dict[str, Any]) -> str | None:
     if ts and ts > LATEST_TS:
         return "timestamp is after Jan 1, 2100"
     return None
+
+
+class EventRefused(ValueError):
+    """The event breaks one of the Event API's rules; the message says which (its text)."""
 
 
 def size_error(payload: str, max_bytes: int) -> str | None:

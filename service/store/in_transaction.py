@@ -17,20 +17,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from service.config import DEFAULT_EVENT_MAX_BYTES
 from service.config.settings import configured_schema, schema_name
 from service.events.ids import now_ms
 from service.events.payload import dumps
-from service.events.validation import env_error, event_error, size_error
+from service.events.validation import EventRefused, env_error, event_error, size_error
 from service.store.backends.app_writes import app_writes_of
 from service.store.backends.base import AppEvent
 from service.telemetry import write_span
 
 __all__ = ["EventRefused", "send_event"]
-
-
-class EventRefused(ValueError):
-    """The event breaks one of the Event API's rules; the message says which (its text)."""
 
 
 async def send_event(
@@ -74,15 +69,18 @@ async def send_event(
         event["user"] = _plain(user)
     event |= {"id": id or inngest_id, "ts": ts or written_at}
     problem = event_error(event) or (env_error(env, "env") if env is not None else None)
-    payload = dumps(event)
-    problem = problem or size_error(payload, DEFAULT_EVENT_MAX_BYTES)
     if problem is not None:
         raise EventRefused(problem)
+    payload = dumps(event)
     where = schema_name(schema) if schema is not None else configured_schema()
+    limit = await writes.size_limit(connection, where)
+    problem = size_error(payload, limit)
+    if problem is not None:
+        raise EventRefused(problem)
     with write_span("send_event", 1):
         return await writes.write(
             connection,
-            AppEvent(event, payload, id or None, env, inngest_id, written_at, where),
+            AppEvent(event, payload, id or None, env, inngest_id, written_at, where, limit),
         )
 
 

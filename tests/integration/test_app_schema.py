@@ -118,6 +118,8 @@ async def test_a_granted_role_sends_and_can_do_nothing_else() -> None:
                 assert f"{role} may call inngest_outbox.send_event" in granted.output
                 async with app_connection(url, user=role) as app:
                     event_id = await app.fetchval(sender("inngest_outbox"), "app/x", "{}")
+                    # What the Python helper checks an event against first.
+                    assert await app.fetchval("SELECT inngest_outbox.event_max_bytes()") > 0
                     for forbidden in (
                         "SELECT * FROM inngest_outbox.outbox_events",
                         "UPDATE inngest_outbox.outbox_events SET status = 'dead'",
@@ -137,6 +139,25 @@ async def test_a_granted_role_sends_and_can_do_nothing_else() -> None:
                     await admin.execute(f'DROP OWNED BY "{role}", "{idle}"')
     finally:
         await admin_execute(f'DROP ROLE IF EXISTS "{role}"', f'DROP ROLE IF EXISTS "{idle}"')
+
+
+async def test_a_role_granted_before_the_helper_checked_the_limit_may_read_it() -> None:
+    role = f"app_sender_{uuid.uuid4().hex[:8]}"
+    await admin_execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        async with scratch_database() as url:
+            async with service_in(url, "public", revision="0007"):
+                async with app_connection(url) as owner:
+                    await owner.execute(
+                        "GRANT EXECUTE ON FUNCTION"
+                        f' public.send_event(text, jsonb, jsonb, text, bigint, text) TO "{role}"'
+                    )
+            async with service_in(url, "public"), app_connection(url, user=role) as app:
+                assert await app.fetchval("SELECT public.event_max_bytes()") == 256 * 1024
+                async with app_connection(url) as owner:
+                    await owner.execute(f'DROP OWNED BY "{role}"')
+    finally:
+        await admin_execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def test_grant_sender_on_sqlite_says_the_helper_is_the_way(tmp_path: Path) -> None:

@@ -393,3 +393,23 @@ async def test_the_helper_refuses_outside_a_transaction_and_bad_events_before_wr
             # Refused before any statement: the transaction goes on.
             await send_event(conn, "app/fine")
     assert await count(engine) == 1
+
+
+async def test_an_event_the_database_finds_too_large_is_refused_and_the_transaction_goes_on(
+    app_engine: AsyncEngine, engine: AsyncEngine
+) -> None:
+    # Compact, as the helper measures it, the event is under 256 KB; PostgreSQL writes its data
+    # as jsonb does, with a space after every ':' and ',', which takes it over.
+    data = {f"k{n:05}": 1 for n in range(23_000)}
+    assert len(json.dumps(data, separators=(",", ":"))) < 256 * 1024
+    assert len(json.dumps(data)) > 256 * 1024
+    async with app_engine.connect() as conn:
+        async with conn.begin():
+            try:
+                await send_event(conn, "app/large", data)
+            except EventRefused as refused:  # PostgreSQL's measure
+                assert str(refused).startswith("Event is over the max size: Max 262144 bytes")
+            else:  # SQLite stores the compact text, which fits
+                assert conn.dialect.name == "sqlite"
+            await send_event(conn, "app/after")  # the transaction goes on
+    assert await count(engine) == (2 if "sqlite" in str(engine.url) else 1)

@@ -105,7 +105,13 @@ def test_both_backends_name_the_same_operations_of_the_outbox() -> None:
     postgres_only = {
         "take_in",  # the intake of apps' transactions
         *("notify", "start_waiting", "shared_available", "stop_waiting"),  # waking relays
-        *("send_event", "grant_sender_schema", "grant_sender_function", "event_max_bytes"),
+        *(
+            "send_event",
+            "size_limit",
+            "grant_sender_schema",
+            "grant_sender_function",
+            "event_max_bytes",
+        ),
     }
     assert set(POSTGRES) - postgres_only == set(SQLITE)
 
@@ -119,8 +125,8 @@ def test_postgres_statements_are_filled_in_for_the_schema() -> None:
         assert left <= {"role", "limit"}, (name, left)
     assert sql.grant_sender("app") == [
         'GRANT USAGE ON SCHEMA "we""ird" TO "app"',
-        'GRANT EXECUTE ON FUNCTION "we""ird".send_event(text, jsonb, jsonb, text, bigint, text)'
-        ' TO "app"',
+        'GRANT EXECUTE ON FUNCTION "we""ird".send_event(text, jsonb, jsonb, text, bigint, text),\n'
+        '    "we""ird".event_max_bytes() TO "app"',
     ]
 
 

@@ -70,6 +70,9 @@ class AppWrites(Protocol):
         """The Inngest id of the next event sent on ``conn``; where the database makes it, a
         stand-in of its length (what the event's size is measured with)."""
 
+    async def size_limit(self, conn: AsyncConnection, schema: str) -> int:
+        """The largest event the service takes (bytes, as stored) on ``conn``'s database."""
+
     async def write(self, conn: AsyncConnection, event: AppEvent) -> str:
         """Write the checked event in ``conn``'s transaction; return its id."""
 
@@ -78,7 +81,8 @@ class AppWrites(Protocol):
 class AppEvent:
     """An event an app sends in its transaction, checked by the Event API's rules: the event
     as stored (``payload``, ``document`` its fields), its own id if it gave one, its Inngest
-    environment and id, when it was written, and the schema of the service's tables."""
+    environment and id, when it was written, the schema of the service's tables and the size
+    limit it was checked against."""
 
     document: Mapping[str, Any]
     payload: str
@@ -87,6 +91,7 @@ class AppEvent:
     inngest_id: str
     written_at: int
     schema: str
+    size_limit: int
 
 
 class Backend(Protocol):

@@ -12,12 +12,14 @@ from typing import Any
 
 from sqlalchemy import Row, Select, Table
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
 from service.events.payload import EventShell, NewEvent, dumps
+from service.events.validation import EventRefused
 from service.store.backends.base import (
     BACKEND_OPTION,
     POLLING,
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 WRITERS_BEHIND_POOLER = 3
 # The function makes the Inngest id: the event is checked first with a stand-in of its length.
 PLACEHOLDER_ID = "0" * 26
+# Where a connection keeps the size limit of each schema's send_event, once asked.
+SIZE_LIMITS = "service.event_max_bytes"
+# What send_event raises for an event it refuses.
+INVALID_PARAMETER_VALUE = "22023"
 
 
 class PostgresAppWrites:
@@ -51,7 +57,13 @@ class PostgresAppWrites:
         return PLACEHOLDER_ID
 
     async def write(self, conn: AsyncConnection, event: AppEvent) -> str:
-        """Without an id of its own, the event's id is the Inngest id the function makes."""
+        """Without an id of its own, the event's id is the Inngest id the function makes.
+
+        The function measures the event as it stores it, its data written out as ``jsonb``
+        does (a space after each ``:`` and ``,``, at most twice the compact size the Python
+        rules measured): an event that could be over the limit so is sent inside a savepoint,
+        so that the function's refusal is an ``EventRefused`` and the app's transaction goes
+        on."""
         document, user = event.document, event.document.get("user")
         arguments = (
             document["name"],
@@ -62,7 +74,25 @@ class PostgresAppWrites:
             event.env,
         )
         sql = PostgresStatements.of(event.schema)
-        return str((await conn.exec_driver_sql(sql.send_event, arguments)).scalar_one())
+        if 2 * len(event.payload.encode()) <= event.size_limit:
+            return str((await conn.exec_driver_sql(sql.send_event, arguments)).scalar_one())
+        try:
+            async with conn.begin_nested():
+                result = await conn.exec_driver_sql(sql.send_event, arguments)
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == INVALID_PARAMETER_VALUE:
+                raise EventRefused(str(getattr(error.orig, "args", [error])[0])) from error
+            raise
+        return str(result.scalar_one())
+
+    async def size_limit(self, conn: AsyncConnection, schema: str) -> int:
+        """The function's own limit (``service db upgrade`` sets it from ``EVENT_MAX_BYTES``),
+        asked once per connection and schema."""
+        limits: dict[str, int] = conn.info.setdefault(SIZE_LIMITS, {})
+        if schema not in limits:
+            sql = PostgresStatements.of(schema)
+            limits[schema] = int((await conn.exec_driver_sql(sql.size_limit)).scalar_one())
+        return limits[schema]
 
 
 APP_WRITES = PostgresAppWrites()

@@ -136,12 +136,18 @@ WHERE seq = ANY ($1::bigint[]) AND status = 'pending' AND locked_by = $3
 -- The function apps call in their own transactions, as the Python helper calls it.
 SELECT {schema}.send_event($1, $2::jsonb, $3::jsonb, $4, $5, $6)
 
+-- name: size_limit
+-- How large an event send_event takes (set from the settings by the migrations).
+SELECT {schema}.event_max_bytes()
+
 -- name: grant_sender_schema
 GRANT USAGE ON SCHEMA {schema} TO {role}
 
 -- name: grant_sender_function
--- The function apps call in their own transactions; its arguments' types name it.
-GRANT EXECUTE ON FUNCTION {schema}.send_event(text, jsonb, jsonb, text, bigint, text) TO {role}
+-- The function apps call in their own transactions (its arguments' types name it), and its
+-- size limit, which the Python helper checks an event against first.
+GRANT EXECUTE ON FUNCTION {schema}.send_event(text, jsonb, jsonb, text, bigint, text),
+    {schema}.event_max_bytes() TO {role}
 
 -- name: event_max_bytes
 -- Replace event_max_bytes(), where the schema has it (since the migration that made

@@ -60,6 +60,7 @@ class PostgresStatements:
     bury: str
     release: str
     send_event: str
+    size_limit: str
     grant_sender_schema: str
     grant_sender_function: str
     event_max_bytes: str

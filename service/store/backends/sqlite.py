@@ -25,6 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
+from service.config.settings import configured_event_max_bytes
 from service.errors import InvalidInput
 from service.events.inngest_ids import RunningIds
 from service.events.payload import EventShell, NewEvent, dumps
@@ -62,6 +63,9 @@ class SqliteAppWrites:
         # The events of one connection make runs (its pool keeps it for the next transactions).
         runs: RunningIds = conn.info.setdefault(RUNS, RunningIds())
         return runs.take(1, written_at)[0]
+
+    async def size_limit(self, conn: AsyncConnection, schema: str) -> int:
+        return configured_event_max_bytes()  # what the service's Event API takes
 
     async def write(self, conn: AsyncConnection, event: AppEvent) -> str:
         event_id = str(event.document["id"])

@@ -23,7 +23,6 @@ from service.events.ids import now_ms
 from service.events.inngest_ids import new_run
 from service.events.payload import resent_event
 from service.events.trace import TraceContext
-from service.store.backend import backend_of
 from service.store.deliveries import add, notify_relays, status_is
 from service.store.engine import reading, transaction
 from service.store.statuses import DEAD, DELIVERED, PENDING
@@ -245,8 +244,9 @@ async def _rows_for_replay(
     statement = select(*columns).where(t.c.id.in_(ids))
     if lock:
         # A concurrent replay of the same delivered row waits, then sees the same row: two
-        # operators re-sending at once each get their copy, as each asked.
-        statement = backend_of(conn).locked(statement)
+        # operators re-sending at once each get their copy, as each asked. (SQLite renders no
+        # FOR UPDATE: its write transaction holds the one write lock from its start.)
+        statement = statement.with_for_update()
     return {row.id: _Stored(*row) for row in await conn.execute(statement)}
 
 

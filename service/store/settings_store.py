@@ -39,8 +39,7 @@ async def replace(conn: AsyncConnection, document: object, now: int) -> str:
         stored.encode()
     except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses but cannot be stored
         raise InvalidInput("the app settings hold text that is not valid Unicode") from None
-    row = {"id": APP_SETTINGS_ROW, "document": stored, "updated_at": now}
-    await conn.execute(backend_of(conn).upsert(app_settings, row, "id"))
+    await backend_of(conn).save_settings(conn, stored, now)
     return stored
 
 

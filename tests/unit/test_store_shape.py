@@ -99,6 +99,7 @@ def test_the_settings_document_is_read_where_the_store_writes_it(
     insert = " ".join(statements["insert_events"].split())
     assert f"WHERE id = {APP_SETTINGS_ROW})" in insert
     assert f"'{EMPTY_DOCUMENT}') AS data" in insert
+    assert f"VALUES ({APP_SETTINGS_ROW}, " in statements["save_settings"]
 
 
 def test_both_backends_name_the_same_operations_of_the_outbox() -> None:

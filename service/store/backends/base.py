@@ -1,24 +1,25 @@
 """The interface every database backend implements, and what the backends share.
 
-A backend owns everything that differs between SQLite and PostgreSQL: how its engine and its
-connections are set up, its named statements (the outbox ``INSERT``, used by every path that
-adds events; the claim and the outcomes of a relay's batch), row locking, upserts, waking
-relays (``NOTIFY``/``LISTEN``) and the group commit's writer. The rest of the store writes its
-SQL once, with SQLAlchemy Core, and asks the backend of its engine (``backend_of``) for these.
+A backend owns everything that differs between SQLite and PostgreSQL, as whole operations:
+its engine, its connections and its migrations' setting up; the writes of the outbox (the
+events of every path that adds them, the intake's take-in, a relay's claim and the outcomes of
+its batch, the settings document), each one of its named statements; waking relays
+(``NOTIFY``/``LISTEN``); the roles that may send; and the group commit's writer. The rest of the
+store, written once with SQLAlchemy Core (reads, inspection, repair), asks the backend of its
+engine (``backend_of``) for these and never which database it is on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Row, Select, Table
+from sqlalchemy import Row, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import Insert
 
 from service.events.payload import EventShell, NewEvent
 from service.store.batch_writes import BatchStore
@@ -32,7 +33,6 @@ __all__ = [
     "AppWrites",
     "Backend",
     "Listener",
-    "upsert_statement",
 ]
 
 # The execution option under which an engine made by a backend carries it (``backend_of``).
@@ -173,11 +173,8 @@ class Backend(Protocol):
     ) -> None:
         """The rows ``relay_id`` still holds go back untouched, due at ``until``."""
 
-    def locked(self, statement: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
-        """``statement`` taking row locks on what it selects, until the transaction ends."""
-
-    def upsert(self, table: Table, row: Mapping[str, Any], key: str) -> Insert:
-        """Insert ``row``, or give the row with the same ``key`` column its other values."""
+    async def save_settings(self, conn: AsyncConnection, document: str, now: int) -> None:
+        """Store the app settings document (JSON text), changed at ``now``."""
 
     async def notify(self, conn: AsyncConnection) -> None:
         """Wake listening relays when ``conn``'s transaction commits."""
@@ -192,14 +189,3 @@ class Backend(Protocol):
 
     def open_batch_store(self) -> BatchStore:
         """The group commit's writer; it connects when opened, or on its first write."""
-
-
-def upsert_statement(
-    insert: Callable[[Table], Any], table: Table, row: Mapping[str, Any], key: str
-) -> Insert:
-    """``upsert`` with a dialect's own ``insert`` (both dialects spell ON CONFLICT alike)."""
-    changes = {column: value for column, value in row.items() if column != key}
-    statement: Insert = (
-        insert(table).values(**row).on_conflict_do_update(index_elements=[key], set_=changes)
-    )
-    return statement

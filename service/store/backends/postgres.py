@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, Table
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy import Row, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
-from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
 from service.events.payload import EventShell, NewEvent, dumps
@@ -25,7 +23,6 @@ from service.store.backends.base import (
     POLLING,
     AppEvent,
     Listener,
-    upsert_statement,
 )
 from service.store.backends.postgres_batch import PostgresBatchStore
 from service.store.backends.postgres_connect import pool_connect_args
@@ -218,11 +215,8 @@ class PostgresBackend:
     ) -> None:
         await conn.exec_driver_sql(self.sql.release, (list(seqs), until, relay_id))
 
-    def locked(self, statement: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
-        return statement.with_for_update(skip_locked=skip_locked)
-
-    def upsert(self, table: Table, row: Mapping[str, Any], key: str) -> Insert:
-        return upsert_statement(postgres_insert, table, row, key)
+    async def save_settings(self, conn: AsyncConnection, document: str, now: int) -> None:
+        await conn.exec_driver_sql(self.sql.save_settings, (document, now))
 
     async def notify(self, conn: AsyncConnection) -> None:
         await conn.exec_driver_sql(self.sql.notify)

@@ -82,6 +82,11 @@ SELECT CASE WHEN pg_try_advisory_lock_shared({wake_key})
 -- name: stop_waiting
 SELECT pg_advisory_unlock({wake_key})
 
+-- name: save_settings
+-- The app settings document, the one row of its table.
+INSERT INTO {schema}.app_settings (id, document, updated_at) VALUES (1, $1, $2)
+ON CONFLICT (id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at
+
 -- name: claim_due
 -- Lease up to $2 due rows to $1 until $3: a row is free again when its lease ends (a relay
 -- that dies gives its rows back so). The lease is only in columns no index holds, so the

@@ -53,6 +53,7 @@ class PostgresStatements:
     start_waiting: str
     shared_available: str
     stop_waiting: str
+    save_settings: str
     claim_due: str
     claim_early: str
     mark_delivered: str

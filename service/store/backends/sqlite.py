@@ -13,16 +13,14 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, Select, Table, event
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Row, Table, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
-from sqlalchemy.sql.dml import Insert
 
 from service.config import Settings
 from service.config.settings import configured_event_max_bytes
@@ -34,7 +32,6 @@ from service.store.backends.base import (
     POLLING,
     AppEvent,
     Listener,
-    upsert_statement,
 )
 from service.store.backends.rows import new_complete_events
 from service.store.backends.sqlite_batch import SqliteBatchStore
@@ -204,13 +201,8 @@ class SqliteBackend:
         parameters = {"seqs": dumps(list(seqs)), "until": until, "relay": relay_id}
         await conn.exec_driver_sql(SQL["release"], parameters)
 
-    def locked(self, statement: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
-        # A write transaction holds SQLite's one write lock from its BEGIN IMMEDIATE, and a
-        # single statement from its start: no other writer can change the rows meanwhile.
-        return statement
-
-    def upsert(self, table: Table, row: Mapping[str, Any], key: str) -> Insert:
-        return upsert_statement(sqlite_insert, table, row, key)
+    async def save_settings(self, conn: AsyncConnection, document: str, now: int) -> None:
+        await conn.exec_driver_sql(SQL["save_settings"], {"document": document, "now": now})
 
     async def notify(self, conn: AsyncConnection) -> None:
         pass  # relays on SQLite find new rows at their next poll

@@ -37,6 +37,11 @@ SELECT caller, key, response FROM idempotency_keys
 WHERE (caller, key) IN (SELECT json_extract(c.value, '$.caller'), json_extract(c.value, '$.key')
     FROM json_each(:claims) AS c)
 
+-- name: save_settings
+-- The app settings document, the one row of its table.
+INSERT INTO app_settings (id, document, updated_at) VALUES (1, :document, :now)
+ON CONFLICT (id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at
+
 -- name: claim_due
 -- Lease up to :limit due rows to :relay until :until: a row is free again when its lease ends
 -- (a relay that dies gives its rows back so). The lease is only in columns no index holds, so

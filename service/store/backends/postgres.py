@@ -71,13 +71,12 @@ class PostgresAppWrites:
             event.env,
         )
         sql = PostgresStatements.of(event.schema)
-        if 2 * len(event.payload.encode()) <= event.size_limit:
-            return str((await conn.exec_driver_sql(sql.send_event, arguments)).scalar_one())
+        large = 2 * len(event.payload.encode()) > event.size_limit
         try:
-            async with conn.begin_nested():
+            async with conn.begin_nested() if large else contextlib.nullcontext():
                 result = await conn.exec_driver_sql(sql.send_event, arguments)
         except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) == INVALID_PARAMETER_VALUE:
+            if large and getattr(error.orig, "sqlstate", None) == INVALID_PARAMETER_VALUE:
                 raise EventRefused(str(getattr(error.orig, "args", [error])[0])) from error
             raise
         return str(result.scalar_one())

@@ -1,8 +1,14 @@
-"""Times as people and log pipelines read them: ISO 8601 UTC, and short spans."""
+"""Times as people and log pipelines read them: ISO 8601 UTC, and short spans; and moments as
+people give them."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+from service.config import parse_duration
+
+RELATIVE = re.compile(r"\d+(\.\d+)?(ms|s|m|h|d)")
 
 
 def iso(ms: int | None) -> str | None:
@@ -26,3 +32,21 @@ def human_age(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{seconds:.1f}s" if seconds < 10 else f"{secs}s"
+
+
+def parse_moment(raw: str, now: int) -> int:
+    """A moment as epoch ms: an ISO 8601 time (UTC unless it says otherwise) or a duration
+    before ``now`` (``2h``, ``7d``); ``ValueError`` with the reason for anything else."""
+    text = raw.strip()
+    if RELATIVE.fullmatch(text.lower()):
+        return now - int(parse_duration(text) * 1000)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text[:40]!r} is neither a duration ago (30m, 2h, 7d) nor an ISO 8601 time "
+            "(2026-11-23T10:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)

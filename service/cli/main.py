@@ -18,6 +18,7 @@ from service.heap import leave_heap_to_exit
 # so that listing them all for ``service --help`` costs little; ``service relay`` loads
 # ``service.cli.relay`` and no other.
 COMMANDS = {
+    "console": "service.cli.console_commands:console",
     "db": "service.cli.db:db",
     "outbox": "service.cli.outbox_commands:outbox",
     "relay": "service.cli.relay:relay",

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import getpass
+import logging
 import sys
 
 import click
@@ -24,11 +26,13 @@ from service.cli.outbox_views import (
 )
 from service.config import Settings
 from service.events.ids import now_ms
+from service.store import delivery_state, outbox_stats
 from service.store import outbox_admin as admin
-from service.store import outbox_stats
 from service.store.outbox_admin import EventFilter, EventRow, ReplayAction, ReplayResult
 from service.store.statuses import DEAD
 from service.timefmt import iso
+
+log = logging.getLogger(__name__)
 
 
 def stats(settings: Settings, as_json: bool) -> None:
@@ -166,3 +170,55 @@ def purge(
         verb = "would remove" if dry_run else "removed"
         cutoff = iso(now_ms() - age)
         click.echo(f"{verb} {removed[status]:,} {status} rows completed before {cutoff}")
+
+
+def operator() -> str:
+    """Who runs the command, as the audit log and the console name them."""
+    return f"{getpass.getuser()} (command line)"
+
+
+def mark_dead(settings: Settings, ids: list[str], reason: str) -> int:
+    """Bury the pending rows of ``ids``; the number left as they were (not pending)."""
+    who = operator()
+
+    async def work(engine: AsyncEngine) -> list[str]:
+        return await admin.mark_dead(engine, ids, f"{reason} ({who})")
+
+    buried = set(run(with_engine(settings, work)))
+    for event_id in dict.fromkeys(ids):
+        if event_id in buried:
+            click.echo(f"{event_id}: dead")
+        else:
+            click.echo(f"error: {event_id}: not pending (or no such event)", err=True)
+    log.warning(
+        "%s marked %d events dead: %s",
+        who,
+        len(buried),
+        reason,
+        extra={"action": "outbox.mark_dead", "operator": who, "count": len(buried)},
+    )
+    return len(set(ids) - buried)
+
+
+def pause(settings: Settings) -> None:
+    who = operator()
+
+    async def work(engine: AsyncEngine) -> tuple[bool, delivery_state.DeliveryState]:
+        changed = await delivery_state.pause(engine, who, now_ms())
+        return changed, await delivery_state.read_state(engine)
+
+    changed, state = run(with_engine(settings, work))
+    if changed:
+        log.warning("%s paused delivery", who, extra={"action": "outbox.pause", "operator": who})
+        click.echo("delivery paused: the relays stop within seconds; events are still accepted")
+    else:
+        click.echo(f"delivery was paused already, by {state.paused_by} at {iso(state.paused_at)}")
+
+
+def resume(settings: Settings) -> None:
+    who = operator()
+    if run(with_engine(settings, delivery_state.resume)):
+        log.warning("%s resumed delivery", who, extra={"action": "outbox.resume", "operator": who})
+        click.echo("delivery resumed")
+    else:
+        click.echo("delivery was not paused")

@@ -1,4 +1,5 @@
-"""``service outbox``: inspect and repair the outbox (stats, list, show, replay, purge).
+"""``service outbox``: inspect and repair the outbox (stats, list, show, replay, mark-dead,
+purge, pause, resume).
 
 The commands parse and check their options here; what they do when they run is in
 ``outbox_actions`` (the queries of ``outbox_admin`` and ``outbox_stats``, the output of
@@ -9,9 +10,7 @@ The commands parse and check their options here; what they do when they run is i
 
 from __future__ import annotations
 
-import re
 import sys
-from datetime import UTC, datetime
 
 import click
 
@@ -19,8 +18,7 @@ from service.cli.common import load_settings
 from service.config import parse_duration
 from service.events.ids import now_ms
 from service.store.statuses import DEAD, DELIVERED, STATUSES
-
-RELATIVE = re.compile(r"\d+(\.\d+)?(ms|s|m|h|d)")
+from service.timefmt import parse_moment
 
 
 def parse_when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
@@ -28,19 +26,10 @@ def parse_when(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     ago (``2h``, ``7d``)."""
     if value is None:
         return None
-    raw = value.strip()
-    if RELATIVE.fullmatch(raw.lower()):
-        return now_ms() - int(parse_duration(raw) * 1000)
     try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise click.BadParameter(
-            f"{raw!r} is neither a duration ago (30m, 2h, 7d) nor an ISO 8601 time "
-            "(2026-11-23T10:00:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        return parse_moment(value, now_ms())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def parse_age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
@@ -70,7 +59,7 @@ name_option = click.option("--name", help="Only events of this name.")
 
 @click.group()
 def outbox() -> None:
-    """Inspect and repair the outbox: stats, list, show, replay, purge."""
+    """Inspect and repair the outbox: stats, list, show, replay, purge, pause."""
 
 
 # -- stats ----------------------------------------------------------------------------------
@@ -216,3 +205,38 @@ def purge(
     from service.cli import outbox_actions  # loaded when the command runs
 
     outbox_actions.purge(settings, targets, dry_run=dry_run, as_json=as_json)
+
+
+# -- give up, pause and resume --------------------------------------------------------------
+
+
+@outbox.command("mark-dead")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--reason", default="marked dead by an operator", help="Kept as the last error.")
+def mark_dead(ids: tuple[str, ...], reason: str) -> None:
+    """Give up on pending events: dead, with REASON as their last error (replay brings them
+    back). Rows not pending are left as they are, and the exit status is 1."""
+    settings = load_settings()
+    from service.cli import outbox_actions  # loaded when the command runs
+
+    if outbox_actions.mark_dead(settings, [i.strip() for i in ids], reason.strip()):
+        sys.exit(1)
+
+
+@outbox.command()
+def pause() -> None:
+    """Stop every relay from delivering until `service outbox resume` (events are still
+    accepted; they wait, pending)."""
+    settings = load_settings()
+    from service.cli import outbox_actions  # loaded when the command runs
+
+    outbox_actions.pause(settings)
+
+
+@outbox.command()
+def resume() -> None:
+    """Let the relays deliver again after `service outbox pause`."""
+    settings = load_settings()
+    from service.cli import outbox_actions  # loaded when the command runs
+
+    outbox_actions.resume(settings)

@@ -30,5 +30,10 @@ def relay(metrics_port: int | None) -> None:
     from service.cli.database import run
     from service.relay.worker import run_relay_process
 
+    extend = None
+    if settings.console.on_relay:
+        from service.http.console.app import on_relay_port
+
+        extend = on_relay_port(settings)
     with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
-        run(run_relay_process(settings))
+        run(run_relay_process(settings, extend))

@@ -15,6 +15,7 @@ from service.config.callers import (
     NextAuthSettings,
     check_secret_strength,
 )
+from service.config.console import ConsoleSettings, token_digest
 from service.config.delivery import (
     INNGEST_CLOUD_ORIGIN,
     INNGEST_DEV_ORIGIN,
@@ -38,6 +39,7 @@ __all__ = [
     "INNGEST_CLOUD_ORIGIN",
     "INNGEST_DEV_ORIGIN",
     "ConfigError",
+    "ConsoleSettings",
     "EventApiSettings",
     "InngestSettings",
     "NextAuthDatabaseSettings",
@@ -49,4 +51,5 @@ __all__ = [
     "parse_duration",
     "require_event_key",
     "require_session_secret",
+    "token_digest",
 ]

@@ -5,7 +5,8 @@ its default (also the field's), its parser and its meaning. ``Settings.from_env`
 then resolves what depends on more than one variable (the Inngest origin, the next-auth
 secrets, defaults that follow other settings) and checks the settings against each other. The
 README's configuration table is rendered from the same declarations (``service.config.table``).
-The parts: ``delivery`` (Inngest and the relay), ``callers`` (sessions and the Event API).
+The parts: ``delivery`` (Inngest and the relay), ``callers`` (sessions and the Event API),
+``console`` (the operators' web console).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from service.config.callers import (
     strong_secret,
     strong_secrets,
 )
+from service.config.console import ConsoleSettings
 from service.config.database_url import (
     LIBPQ_ENVIRONMENT,
     PostgresUrl,
@@ -274,6 +276,7 @@ class Settings:
     inngest: InngestSettings = field(default_factory=InngestSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
     event_api: EventApiSettings = field(default_factory=EventApiSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @property
     def is_production(self) -> bool:
@@ -319,6 +322,7 @@ class Settings:
             inngest=inngest,
             relay=RelaySettings.from_env(env, inngest.request_timeout),
             event_api=EventApiSettings.from_env(env),
+            console=ConsoleSettings.from_env(env),
         )
 
 

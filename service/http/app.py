@@ -13,6 +13,7 @@ from service.config import Settings
 from service.http import event_api, routes
 from service.http.app_sessions.reader import open_app_sessions
 from service.http.auth import RotatingCookieStorage
+from service.http.console import app as console
 from service.http.group_commit import OutboxWriter
 from service.http.keys import (
     APP_SESSIONS,
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, relay: bool = False) -> web.Application:
     app.router.add_get("/ready", routes.ready)
     app.router.add_get("/metrics", routes.metrics_page)
     app.router.add_get("/openapi.yaml", routes.openapi_spec)
+    console.install(app, settings, where="service serve")
     return app
 
 

@@ -40,6 +40,7 @@ class Outage:
     error: str  # the failure that made it one
     probes: int = 0  # failed probes so far
     retry_after: bool = False  # a failure named its own time (Retry-After): keep to it
+    shared: bool = False  # recorded for every relay to see (``delivery_state``)
 
     def probe_interval(self, probe_max: float) -> float:
         """Seconds between probes after ``probes`` failed ones: 1, 2, 4, ... at most the max."""
@@ -61,6 +62,9 @@ class Health:
         self._ended: Outage | None = None
         self.paused_until = 0.0  # the clock's monotonic time; set by a refused key or a 429
         self._key_refusals = 0  # in a row
+        # What the relays' shared state has yet to learn of the key (``take_key_news``).
+        self._key_news: KeyNews | None = None
+        self._key_accepted_once = False
 
     @property
     def in_outage(self) -> bool:
@@ -125,6 +129,7 @@ class Health:
         pause = self.key_pause()
         self._key_refusals += 1
         self.pause(pause)
+        self._key_news = KeyNews(refused_at=self._clock.now_ms(), error=error)
         log.error(
             "Inngest refused the event key (%s); no event is dead-lettered, the relay retries "
             "in %.0fs: check INNGEST_EVENT_KEY",
@@ -135,4 +140,21 @@ class Health:
 
     def key_accepted(self) -> None:
         """A request went through with the key: the next refusal starts the backoff afresh."""
+        if self._key_refusals or not self._key_accepted_once:
+            # The first time, too: a refusal recorded by a relay gone since is over.
+            self._key_news = KeyNews()
+            self._key_accepted_once = True
         self._key_refusals = 0
+
+    def take_key_news(self) -> KeyNews | None:
+        """What changed of the key since last asked, once: the relay records it for all."""
+        news, self._key_news = self._key_news, None
+        return news
+
+
+@dataclass(frozen=True)
+class KeyNews:
+    """The event key was refused (at, with that error) or, with neither, accepted again."""
+
+    refused_at: int | None = None
+    error: str = ""

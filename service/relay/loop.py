@@ -28,12 +28,12 @@ from service.errors import DatabaseUnavailable
 from service.metrics import Metrics
 from service.relay.clock import Clock, SystemClock, sleep_unless
 from service.relay.deliverer import Deliverer
-from service.relay.health import Health
+from service.relay.health import Health, KeyNews
 from service.relay.housekeeping import Housekeeping
 from service.relay.inngest_client import InngestClient, user_agent
 from service.relay.leased_batch import LeasedBatch
 from service.relay.probing import Prober
-from service.store import deliveries
+from service.store import deliveries, delivery_state
 from service.store.backends.base import POLLING, Listener
 from service.store.outcomes import BatchOutcome
 
@@ -90,6 +90,9 @@ class Relay:
         )
         self._claims = 0
         self._recheck = RECHECK_FIRST
+        # An operator's pause, as last read, and when (the clock's monotonic time).
+        self._paused_by: str | None = None
+        self._pause_read_at = float("-inf")
         self._recording: set[asyncio.Future[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -124,6 +127,11 @@ class Relay:
                 await self._sleep(stop, self.settings.poll_interval)
 
     async def _work_once(self, stop: asyncio.Event) -> None:
+        if await self._operator_paused():
+            # Until the resume's wake-up, or the next look.
+            await sleep_unless(self.clock, self.settings.poll_interval, self.wake, stop)
+            self._pause_read_at = float("-inf")
+            return
         if paused := self.health.paused_for():
             await self._sleep(stop, paused)
             return
@@ -138,6 +146,30 @@ class Relay:
             await self._idle(stop)
             return
         await self._deliver(batch)
+
+    async def _operator_paused(self) -> bool:
+        """Whether an operator paused delivery, read at most once a ``PAUSE_CHECK_INTERVAL``
+        (a database that fails the read leaves the last answer standing)."""
+        now = self.clock.monotonic()
+        if now - self._pause_read_at >= delivery_state.PAUSE_CHECK_INTERVAL:
+            self._pause_read_at = now
+            with contextlib.suppress(DatabaseUnavailable):
+                state = await delivery_state.read_state(self.engine)
+                paused_by = None if state.paused_at is None else state.paused_by or "an operator"
+                if paused_by != self._paused_by:
+                    self._log_pause(paused_by)
+        return self._paused_by is not None
+
+    def _log_pause(self, paused_by: str | None) -> None:
+        if paused_by is not None:
+            log.warning(
+                "delivery paused by %s: this relay claims nothing until it is resumed",
+                paused_by,
+                extra={"action": "relay.paused"},
+            )
+        else:
+            log.info("delivery resumed", extra={"action": "relay.resumed"})
+        self._paused_by = paused_by
 
     async def _claim(
         self, stop: asyncio.Event, limit: int, *, early: bool = False
@@ -170,6 +202,16 @@ class Relay:
         await asyncio.shield(recording)
         if ended := self.health.take_ended():
             await self._prober.recovered(ended)
+        if news := self.health.take_key_news():
+            await self._share_key_news(news)
+
+    async def _share_key_news(self, news: KeyNews) -> None:
+        """Record a refused or accepted key for the console (advisory: a failed write is let go)."""
+        with contextlib.suppress(DatabaseUnavailable):
+            if news.refused_at is not None:
+                await delivery_state.key_refused(self.engine, news.refused_at, news.error)
+            else:
+                await delivery_state.key_accepted(self.engine)
 
     async def _record(self, lease: str, outcome: BatchOutcome) -> None:
         """Write the outcome, retrying through a short database outage; if it stays down, the

@@ -12,6 +12,7 @@ other pending row stays as it is: its attempts and its ``next_attempt_at`` are n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -22,7 +23,7 @@ from service.errors import DatabaseUnavailable
 from service.relay.clock import Clock, sleep_unless
 from service.relay.health import Health, Outage
 from service.relay.leased_batch import LeasedBatch
-from service.store import deliveries, outbox_stats, probe_slot
+from service.store import deliveries, delivery_state, outbox_stats, probe_slot
 
 __all__ = ["Prober"]
 
@@ -63,6 +64,11 @@ class Prober:
         outage = self._health.outage
         if outage is None:
             return
+        if not outage.shared:
+            # For the console: since when, and why, the relays deliver nothing.
+            with contextlib.suppress(DatabaseUnavailable):
+                await delivery_state.outage_began(self._engine, outage.started_at, outage.error)
+                outage.shared = True
         if self._probing.locked():
             # Another worker of this relay probes: wait for the outage to end.
             await sleep_unless(self._clock, self._settings.probe_max, stop, self._back)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,7 +34,12 @@ class MetricsPortUnavailable(ServiceError):
     """The relay's /metrics port cannot be bound (another relay on this host has it)."""
 
 
-async def run_relay_process(settings: Settings) -> None:
+# Adds routes to the metrics port's application (the console, with CONSOLE_ON_RELAY), given
+# the relay's engine; the command line passes it, so that a relay loads no HTTP face otherwise.
+MetricsExtension = Callable[[web.Application, AsyncEngine], None]
+
+
+async def run_relay_process(settings: Settings, extend: MetricsExtension | None = None) -> None:
     """Run one relay until a signal; raises ``SchemaNotCurrent`` on an old schema."""
     stop = asyncio.Event()
     _install_signal_handlers(stop, asyncio.current_task())
@@ -46,7 +51,7 @@ async def run_relay_process(settings: Settings) -> None:
         async with (
             inngest_client(settings) as client,
             backend_of(engine).listen(wake) as listener,
-            _metrics_server(settings, metrics, engine),
+            _metrics_server(settings, metrics, engine, extend),
         ):
             freeze_startup_heap()
             relay = Relay(settings, engine, client, metrics, wake=wake, listener=listener)
@@ -76,11 +81,16 @@ def _install_signal_handlers(stop: asyncio.Event, main: asyncio.Task[object] | N
 
 @contextlib.asynccontextmanager
 async def _metrics_server(
-    settings: Settings, metrics: Metrics, engine: AsyncEngine
+    settings: Settings, metrics: Metrics, engine: AsyncEngine, extend: MetricsExtension | None
 ) -> AsyncIterator[None]:
-    """``/metrics`` and ``/health`` of this relay process."""
+    """``/metrics`` and ``/health`` of this relay process, and what ``extend`` adds."""
     port = settings.relay.metrics_port
     if port == 0:
+        if extend is not None:
+            log.warning(
+                "RELAY_METRICS_PORT is 0: nothing more is served on it (CONSOLE_ON_RELAY)",
+                extra={"action": "relay.no_metrics_port"},
+            )
         yield
         return
 
@@ -93,6 +103,8 @@ async def _metrics_server(
     app = web.Application()
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/health", health)
+    if extend is not None:
+        extend(app, engine)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.config import RelaySettings
@@ -29,16 +29,20 @@ from service.store.statuses import DEAD, DELIVERED, PENDING
 from service.store.tables import outbox_events
 
 __all__ = [
+    "Cursor",
     "EventFilter",
     "EventRow",
     "ReplayAction",
     "ReplayResult",
     "apply_retention",
+    "count_completed_before",
     "count_events",
     "count_purgeable",
     "get_event",
     "list_events",
+    "mark_dead",
     "purge",
+    "purge_completed_before",
     "replay_dead",
     "replay_ids",
 ]
@@ -57,6 +61,10 @@ class EventFilter:
     name: str | None = None
     since: int | None = None
     until: int | None = None
+    event_id: str | None = None  # the event's id or Inngest's
+    error_contains: str | None = None  # in the last error, in any case
+    failed: bool = False  # only rows with a failed attempt (pending: retrying)
+    leased_at: int | None = None  # only rows a relay holds at this time (in flight)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
@@ -68,7 +76,35 @@ class EventFilter:
             conditions.append(t.c.created_at >= self.since)
         if self.until is not None:
             conditions.append(t.c.created_at < self.until)
+        if self.event_id is not None:
+            conditions.append(or_(t.c.id == self.event_id, t.c.inngest_id == self.event_id))
+        if self.error_contains is not None:
+            # Stated apart so that the index of rows with an error serves the query.
+            conditions.append(t.c.last_error.is_not(None))
+            conditions.append(t.c.last_error.icontains(self.error_contains, autoescape=True))
+        if self.failed:
+            conditions.append(t.c.attempts > 0)
+        if self.leased_at is not None:
+            conditions.append(t.c.locked_until > self.leased_at)
         return conditions
+
+
+class Cursor(NamedTuple):
+    """Where a page of ``list_events`` ended: its last row's ``created_at`` and ``seq``."""
+
+    created_at: int
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.created_at}.{self.seq}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """The cursor ``str`` wrote; ``InvalidInput`` for anything else."""
+        created_at, dot, seq = text.partition(".")
+        if not (dot and created_at.isdigit() and seq.isdigit()):
+            raise InvalidInput(f"{text[:40]!r} is not a page cursor")
+        return cls(int(created_at), int(seq))
 
 
 @dataclass(frozen=True)
@@ -105,12 +141,31 @@ class EventRow:
 _SUMMARY = [c for c in t.c if c.name != "payload"]
 
 
-async def list_events(engine: AsyncEngine, where: EventFilter, limit: int) -> list[EventRow]:
-    """The newest ``limit`` rows matching ``where``, newest first.
+async def list_events(
+    engine: AsyncEngine,
+    where: EventFilter,
+    limit: int,
+    after: Cursor | None = None,
+    *,
+    preview_chars: int = 0,
+) -> list[EventRow]:
+    """The newest ``limit`` rows matching ``where`` (older than ``after``), newest first;
+    with ``preview_chars``, ``payload`` holds that much of the start of each payload.
 
-    Ordered by ``seq`` (the primary key serves it): there is no index on ``created_at`` for
-    delivered and dead rows, but ``seq`` grows with it, so the newest rows come first."""
-    statement = select(*_SUMMARY).where(*where.conditions()).order_by(t.c.seq.desc()).limit(limit)
+    Ordered by ``(created_at, seq)``: each filter has an index in that order, so a page reads
+    about its own rows, however deep it is."""
+    conditions = where.conditions()
+    if after is not None:
+        conditions.append(tuple_(t.c.created_at, t.c.seq) < tuple_(*after))
+    columns: list[ColumnElement[Any]] = list(_SUMMARY)
+    if preview_chars:
+        columns.append(func.substr(t.c.payload, 1, preview_chars).label("payload"))
+    statement = (
+        select(*columns)
+        .where(*conditions)
+        .order_by(t.c.created_at.desc(), t.c.seq.desc())
+        .limit(limit)
+    )
     async with reading(engine) as conn:
         return [EventRow.from_row(row) for row in await conn.execute(statement)]
 
@@ -281,7 +336,7 @@ async def replay_dead(
     """Requeue every dead row matching ``where`` (its status is forced to dead), oldest
     first, one transaction per ``batch`` rows. Keyset pages on ``seq``: a row requeued and
     buried again while this runs is not taken a second time."""
-    conditions = [*EventFilter(DEAD, where.name, where.since, where.until).conditions()]
+    conditions = replace(where, status=DEAD).conditions()
     after = 0
     while True:
         page = (
@@ -309,6 +364,25 @@ async def replay_dead(
         after = chosen[-1].seq
 
 
+# -- mark dead ------------------------------------------------------------------------------
+
+
+async def mark_dead(engine: AsyncEngine, ids: Sequence[str], reason: str) -> list[str]:
+    """Bury the pending rows of ``ids`` (an operator gives up on them), with ``reason`` as
+    their last error; returns the ids buried. A row a relay is sending right now may still
+    reach Inngest: the relay's record of it then finds the row dead and leaves it so."""
+    if not ids:
+        return []
+    async with transaction(engine) as conn:
+        buried = await conn.execute(
+            update(t)
+            .where(t.c.id.in_(list(ids)), status_is(PENDING))
+            .values(status=DEAD, completed_at=now_ms(), last_error=reason, **UNLOCKED)
+            .returning(t.c.id)
+        )
+        return list(buried.scalars())
+
+
 # -- purge ----------------------------------------------------------------------------------
 
 PURGE_BATCH = 1000
@@ -323,9 +397,13 @@ def _purgeable(status: str, cutoff: int) -> ColumnElement[bool]:
 
 async def count_purgeable(engine: AsyncEngine, status: str, older_than_ms: int) -> int:
     """How many rows ``purge`` would remove now (through ix_outbox_events_completed)."""
-    condition = _purgeable(status, now_ms() - older_than_ms)
+    return await count_completed_before(engine, status, now_ms() - older_than_ms)
+
+
+async def count_completed_before(engine: AsyncEngine, status: str, cutoff: int) -> int:
+    """How many ``status`` rows were completed before ``cutoff`` (epoch ms)."""
     async with reading(engine) as conn:
-        count = await conn.scalar(select(func.count()).where(condition))
+        count = await conn.scalar(select(func.count()).where(_purgeable(status, cutoff)))
     return int(count or 0)
 
 
@@ -334,7 +412,15 @@ async def purge(
 ) -> AsyncIterator[int]:
     """Delete ``status`` rows completed more than ``older_than_ms`` ago, in bounded batches
     (one short transaction each, so no lock is held for long); yields each batch's count."""
-    condition = _purgeable(status, now_ms() - older_than_ms)
+    async for count in purge_completed_before(engine, status, now_ms() - older_than_ms, batch):
+        yield count
+
+
+async def purge_completed_before(
+    engine: AsyncEngine, status: str, cutoff: int, batch: int = PURGE_BATCH
+) -> AsyncIterator[int]:
+    """``purge`` with its cutoff as a moment (epoch ms) rather than an age."""
+    condition = _purgeable(status, cutoff)
     while True:
         chosen = select(t.c.seq).where(condition).limit(batch).scalar_subquery()
         async with transaction(engine) as conn:

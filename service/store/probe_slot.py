@@ -64,5 +64,5 @@ async def record_recovery(engine: AsyncEngine, now: int) -> None:
         await conn.execute(
             update(relay_probe)
             .where(p.id == RELAY_PROBE_ROW)
-            .values(recovered_at=now, next_probe_at=0)
+            .values(recovered_at=now, next_probe_at=0, outage_since=None, outage_error=None)
         )

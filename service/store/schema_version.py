@@ -17,7 +17,7 @@ from service.store.engine import reading
 
 __all__ = ["HEAD", "current_revision", "ensure_at_head"]
 
-HEAD = "0008"  # the newest script of migrations/versions/
+HEAD = "0009"  # the newest script of migrations/versions/
 VERSION_TABLE = "alembic_version"
 
 

@@ -14,7 +14,7 @@ from service.store.backend import backend_of
 from service.store.backends.rows import APP_SETTINGS_ROW, EMPTY_DOCUMENT
 from service.store.tables import app_settings
 
-__all__ = ["read", "read_json", "replace", "set_key"]
+__all__ = ["read", "read_json", "read_with_time", "replace", "set_key"]
 
 
 async def read_json(conn: AsyncConnection) -> str:
@@ -28,6 +28,20 @@ async def read_json(conn: AsyncConnection) -> str:
 async def read(conn: AsyncConnection) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(await read_json(conn))
     return document
+
+
+async def read_with_time(conn: AsyncConnection) -> tuple[dict[str, Any], int | None]:
+    """The document and when it was last changed (None: never set)."""
+    row = (
+        await conn.execute(
+            select(app_settings.c.document, app_settings.c.updated_at).where(
+                app_settings.c.id == APP_SETTINGS_ROW
+            )
+        )
+    ).first()
+    if row is None:
+        return json.loads(EMPTY_DOCUMENT), None
+    return json.loads(row.document), int(row.updated_at)
 
 
 async def replace(conn: AsyncConnection, document: object, now: int) -> str:

@@ -97,8 +97,17 @@ partial_index("ix_outbox_events_due", o.next_attempt_at, o.seq, where="status = 
 # No index starts with ``status``: SQLite's planner would pick it for pending queries.
 partial_index("ix_outbox_events_completed", o.completed_at, where="completed_at IS NOT NULL")
 partial_index("ix_outbox_events_dead", o.completed_at, where="status = 'dead'")
-# The age of the oldest pending row, for metrics and stats, without a scan of delivered rows.
-partial_index("ix_outbox_events_pending_created", o.created_at, where="status = 'pending'")
+# The age of the oldest pending row, for metrics and stats, without a scan of delivered rows;
+# with the next ones, the console's event list: newest first by (created_at, seq), each filter
+# it offers reading an index that starts where its page does.
+partial_index("ix_outbox_events_pending_created", o.created_at, o.seq, where="status = 'pending'")
+Index("ix_outbox_events_created", o.created_at, o.seq)
+Index("ix_outbox_events_name_created", o.name, o.created_at, o.seq)
+partial_index("ix_outbox_events_dead_created", o.created_at, o.seq, where="status = 'dead'")
+partial_index(
+    "ix_outbox_events_failed_created", o.created_at, o.seq, where="last_error IS NOT NULL"
+)
+partial_index("ix_outbox_events_inngest_id", o.inngest_id, where="inngest_id IS NOT NULL")
 
 app_settings = Table(
     "app_settings",
@@ -128,6 +137,14 @@ relay_probe = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("next_probe_at", BigInteger, nullable=False, server_default="0"),
     Column("recovered_at", BigInteger),
+    # What the console shows of delivery: an operator's pause (and whose), and since when the
+    # relays see an outage or a refused event key, with the error that made it one.
+    Column("paused_at", BigInteger),
+    Column("paused_by", Text),
+    Column("outage_since", BigInteger),
+    Column("outage_error", Text),
+    Column("key_refused_since", BigInteger),
+    Column("key_refused_error", Text),
 )
 RELAY_PROBE_ROW = 1
 

@@ -128,8 +128,9 @@ class Relay:
 
     async def _work_once(self, stop: asyncio.Event) -> None:
         if await self._operator_paused():
-            # Until the resume's wake-up, or the next look.
-            await sleep_unless(self.clock, self.settings.poll_interval, self.wake, stop)
+            # Until the resume's wake-up (PostgreSQL's NOTIFY), or the next look.
+            wait = max(self.settings.poll_interval, delivery_state.PAUSE_CHECK_INTERVAL)
+            await sleep_unless(self.clock, wait, self.wake, stop)
             self._pause_read_at = float("-inf")
             return
         if paused := self.health.paused_for():

@@ -119,11 +119,11 @@ docs: $(STAMP)
 	$(BIN)/python -m service.config.table README.md
 
 ## Benchmarks (ingest, events, relay, id_runs, lag, inline, faults, startup, app_transactions, hosted,
-## store_cost; wrk,
+## store_cost, console_pages; wrk,
 ## pgbench, SQLite and PostgreSQL at 127.0.0.1:5432): tables on stdout, JSON in bench/results/.
 ## All run; the target fails if any did.
 bench: $(STAMP) $(JS_STAMPS) bench/graphile/node_modules/.installed
-	@status=0; for name in ingest events relay id_runs lag inline faults startup app_transactions hosted store_cost; do \
+	@status=0; for name in ingest events relay id_runs lag inline faults startup app_transactions hosted store_cost console_pages; do \
 		$(BIN)/python bench/$$name.py || status=1; \
 	done; exit $$status
 

@@ -9,6 +9,8 @@ name, pending rows, dead rows, rows with an error; an id is looked up by the uni
 
 ``relay_probe``'s one row also says whether an operator paused delivery (and who), and since
 when the relays see an outage or a refused event key, with its error: what the console shows.
+``outbox_attempts`` keeps each failed attempt at delivering a row (its time, Inngest's status
+code and the error); rows failed before this revision have none.
 
 Building the indexes reads the whole outbox once; on PostgreSQL writers wait meanwhile.
 
@@ -68,9 +70,18 @@ def upgrade() -> None:
     with op.batch_alter_table("relay_probe") as batch:
         for name, kind in STATE_COLUMNS:
             batch.add_column(sa.Column(name, kind(), nullable=True))
+    op.create_table(
+        "outbox_attempts",
+        sa.Column("event_seq", sa.BigInteger(), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=False),
+    )
+    op.create_index("ix_outbox_attempts_event_seq", "outbox_attempts", ["event_seq", "at"])
 
 
 def downgrade() -> None:
+    op.drop_table("outbox_attempts")
     with op.batch_alter_table("relay_probe") as batch:
         for name, _kind in reversed(STATE_COLUMNS):
             batch.drop_column(name)

@@ -104,12 +104,13 @@ class Deliverer:
         match result.status:
             case SendStatus.PARTIAL:
                 # Inngest stopped at the refused event; the ones after it were not looked at.
-                self._bury(outcome, rest[0], result.error)
+                self._bury(outcome, rest[0], result.error, result.http_status)
                 if rest[1:]:
                     queue.appendleft(rest[1:])
             case SendStatus.TOO_LARGE:
                 if len(rest) == 1:
-                    self._bury(outcome, rest[0], f"too large for Inngest: {result.error}")
+                    error = f"too large for Inngest: {result.error}"
+                    self._bury(outcome, rest[0], error, result.http_status)
                 else:
                     half = len(rest) // 2
                     queue.extendleft([rest[half:], rest[:half]])
@@ -174,8 +175,10 @@ class Deliverer:
         for row in rows:
             self._metrics.delivery_delay.observe(max(0, now - row.created_at) / 1000)
 
-    def _bury(self, outcome: BatchOutcome, row: ClaimedRow, error: str) -> None:
-        outcome.burials.append(Burial(row.seq, error))
+    def _bury(
+        self, outcome: BatchOutcome, row: ClaimedRow, error: str, status_code: int | None
+    ) -> None:
+        outcome.burials.append(Burial(row.seq, error, status_code))
         self._metrics.buried.inc()
         log.error(
             "event %s is dead after %d attempts: %s",
@@ -208,12 +211,14 @@ class Deliverer:
             attempts = row.attempts + 1
             failing_since = now if row.first_failed_at is None else row.first_failed_at
             if s.give_up_after is not None and now - failing_since >= s.give_up_after * 1000:
-                self._bury(outcome, row, _out_of_budget(failing_since, now, attempts, result))
+                error = _out_of_budget(failing_since, now, attempts, result)
+                self._bury(outcome, row, error, result.http_status)
                 continue
             if s.max_attempts is not None and gives_up(attempts, s.max_attempts):
-                self._bury(outcome, row, result.error)
+                self._bury(outcome, row, result.error, result.http_status)
                 continue
-            outcome.retries.append(Retry(row.seq, now + int(delay * 1000), result.error))
+            at = now + int(delay * 1000)
+            outcome.retries.append(Retry(row.seq, at, result.error, result.http_status))
 
     @staticmethod
     def _release(outcome: BatchOutcome, rows: Sequence[ClaimedRow], until: int) -> None:

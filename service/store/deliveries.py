@@ -7,16 +7,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.errors import InvalidInput
 from service.events.payload import NewEvent
 from service.store.backend import backend_of
 from service.store.engine import reading, single_statement, transaction
-from service.store.outcomes import BatchOutcome
+from service.store.outcomes import BatchOutcome, Burial, Retry
 from service.store.statuses import PENDING, STATUSES
-from service.store.tables import outbox_events
+from service.store.tables import outbox_attempts, outbox_events
 
 __all__ = [
     "ClaimedRow",
@@ -128,6 +128,16 @@ async def record(engine: AsyncEngine, relay_id: str, outcome: BatchOutcome, now:
             await backend.bury(conn, relay_id, outcome.burials, now)
         if outcome.released:
             await backend.release(conn, relay_id, outcome.released, outcome.released_until)
+        failures: list[Retry | Burial] = [*outcome.retries, *outcome.burials]
+        if failures:
+            # Each request that failed was made, whoever holds its rows now: kept for people.
+            await conn.execute(
+                insert(outbox_attempts),
+                [
+                    {"event_seq": f.seq, "at": now, "status_code": f.status_code, "error": f.error}
+                    for f in failures
+                ],
+            )
 
 
 async def expedite_retries(engine: AsyncEngine, now: int) -> int:

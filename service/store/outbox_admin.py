@@ -26,7 +26,7 @@ from service.events.trace import TraceContext
 from service.store.deliveries import add, notify_relays, status_is
 from service.store.engine import reading, transaction
 from service.store.statuses import DEAD, DELIVERED, PENDING
-from service.store.tables import outbox_events
+from service.store.tables import outbox_attempts, outbox_events
 
 __all__ = [
     "Cursor",
@@ -422,9 +422,14 @@ async def purge_completed_before(
     """``purge`` with its cutoff as a moment (epoch ms) rather than an age."""
     condition = _purgeable(status, cutoff)
     while True:
-        chosen = select(t.c.seq).where(condition).limit(batch).scalar_subquery()
+        chosen = select(t.c.seq).where(condition).limit(batch)
         async with transaction(engine) as conn:
-            removed = (await conn.execute(delete(t).where(t.c.seq.in_(chosen)))).rowcount
+            seqs = list((await conn.execute(chosen)).scalars())
+            if seqs:
+                await conn.execute(
+                    delete(outbox_attempts).where(outbox_attempts.c.event_seq.in_(seqs))
+                )
+            removed = (await conn.execute(delete(t).where(t.c.seq.in_(seqs)))).rowcount
         if not removed:
             return
         yield removed

@@ -16,6 +16,7 @@ class Retry:
     seq: int
     at: int
     error: str
+    status_code: int | None = None  # Inngest's answer; None when none came
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Burial:
 
     seq: int
     error: str
+    status_code: int | None = None
 
 
 @dataclass

@@ -29,6 +29,7 @@ __all__ = [
     "app_settings",
     "idempotency_keys",
     "metadata",
+    "outbox_attempts",
     "outbox_events",
     "outbox_intake",
     "postgresql_metadata",
@@ -108,6 +109,19 @@ partial_index(
     "ix_outbox_events_failed_created", o.created_at, o.seq, where="last_error IS NOT NULL"
 )
 partial_index("ix_outbox_events_inngest_id", o.inngest_id, where="inngest_id IS NOT NULL")
+
+# Each failed attempt at delivering a row: when, Inngest's status code (None: no answer came)
+# and the error. A delivered attempt is the row's own completion; only failures, which are
+# rare, write here, so the usual event costs nothing more. Purged with its row.
+outbox_attempts = Table(
+    "outbox_attempts",
+    metadata,
+    Column("event_seq", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text, nullable=False),
+)
+Index("ix_outbox_attempts_event_seq", outbox_attempts.c.event_seq, outbox_attempts.c.at)
 
 app_settings = Table(
     "app_settings",

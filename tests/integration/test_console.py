@@ -326,6 +326,10 @@ async def test_the_event_page_shows_ids_attempts_and_times(
     text = await (await console.get(f"/console/events/{rows.retrying}")).text()
     for expected in ("Inngest id", "Attempts", "First failed attempt", "Next attempt", "HTTP 503"):
         assert expected in text
+    # Its one failed attempt, in the history (no status code: none came in this test's outcome).
+    assert re.search(
+        r"<td>1</td><td>[^<]+</td><td>no answer</td><td class=\"error\">HTTP 503", text
+    )
     missing = await console.get("/console/events/no-such-event")
     assert missing.status == 404
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.events.ids import now_ms
-from service.store import delivery_state
+from service.store import attempt_history, delivery_state
+from service.store.tables import outbox_events
 from tests.fake_inngest import Answer, running_fake
 from tests.manual_clock import ManualClock, drive
 from tests.relay_harness import (
@@ -84,6 +86,17 @@ async def test_an_outage_is_recorded_until_a_probe_gets_through(
     state = await delivery_state.read_state(engine)
     assert state.outage_since is None and state.outage_error is None
     assert state.recovered_at is not None
+    # Each failed request is in its rows' history, with Inngest's status code.
+    attempts = [
+        a for seq in await seqs(engine) for a in await attempt_history.attempts_of(engine, seq)
+    ]
+    assert attempts and {a.status_code for a in attempts} == {503}
+    assert all("503" in a.error for a in attempts)
+
+
+async def seqs(engine: AsyncEngine) -> list[int]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(outbox_events.c.seq))).scalars())
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

@@ -20,7 +20,13 @@ from service.http.console.keys import COOKIES, EXTRA_DIGESTS, LIMITER, operator
 from service.http.console.pages import render
 from service.http.console.sessions import ConsoleSession, operator_for_token
 from service.http.keys import ENGINE, SETTINGS
-from service.store import delivery_history, delivery_state, outbox_admin, outbox_stats
+from service.store import (
+    attempt_history,
+    delivery_history,
+    delivery_state,
+    outbox_admin,
+    outbox_stats,
+)
 from service.store.engine import reading
 from service.store.outbox_admin import Cursor
 from service.store.settings_store import read_with_time
@@ -209,6 +215,7 @@ async def event_page(request: web.Request) -> web.Response:
         "payload": payload,
         "payload_bytes": len((row.payload or "").encode()),
         "leased": row.status == PENDING and (row.locked_until or 0) > now_ms(),
+        "attempts": await attempt_history.attempts_of(request.app[ENGINE], row.seq),
     }
     return render("event.html", context, section="events")
 

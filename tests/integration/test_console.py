@@ -101,6 +101,9 @@ async def test_every_route_needs_a_session(console: TestClient) -> None:
     json_answer = await console.get("/console/overview.json")
     assert json_answer.status == 401
     assert json_answer.content_type == "application/json"
+    # The overview's refresh, after the session ran out, sends the browser to sign in.
+    live = await console.get("/console/overview/live", headers={"HX-Request": "true"})
+    assert live.status == 401 and live.headers["HX-Redirect"] == "/console/sign-in"
     # Unknown paths under /console say nothing of what exists.
     assert (await console.get("/console/no-such-page")).status == 401
 
@@ -316,6 +319,19 @@ async def test_filters_and_cursor_pages(console: TestClient, engine: AsyncEngine
     bad = await console.get("/console/events?since=tomorrowish&after=zzz")
     assert bad.status == 400
     assert "neither a duration" in await bad.text()
+
+
+async def test_an_id_with_a_slash_has_its_page(console: TestClient, engine: AsyncEngine) -> None:
+    from service.events import payload
+
+    odd = payload.new_event({"n": 1}, {"id": "u1"}, now_ms(), event_id="tenant/42?x=#1")
+    await add(engine, odd)
+    await sign_in(console)
+    listing = await (await console.get("/console/events")).text()
+    assert 'href="/console/events/tenant%2F42%3Fx%3D%231"' in listing
+    page = await console.get("/console/events/tenant%2F42%3Fx%3D%231")
+    assert page.status == 200
+    assert "tenant/42?x=#1" in await page.text()
 
 
 async def test_the_event_page_shows_ids_attempts_and_times(

@@ -9,14 +9,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
 from service.events.ids import now_ms
 from service.http.console.event_filters import FilterForm
 from service.http.console.keys import operator
-from service.http.console.pages import render
+from service.http.console.pages import path_part, render
 from service.http.keys import ENGINE
 from service.store import delivery_state, outbox_admin
 from service.store.outbox_admin import ReplayAction, ReplayResult
@@ -87,7 +86,7 @@ def _done(
 
 
 def _event_link(event_id: str) -> str:
-    return "/console/events/" + quote(event_id, safe="")
+    return "/console/events/" + path_part(event_id)
 
 
 # -- one event ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class Chart:
     bars: list[Bar]
     accepted_points: str  # an SVG polyline's points
     lag_points: str
+    lag_dots: list[tuple[float, float]]  # the same points, each marked (one alone draws no line)
     most_per_minute: int
     longest_lag_ms: int
     width: int = WIDTH
@@ -49,7 +50,7 @@ def draw(minutes: list[Minute]) -> Chart:
     step = WIDTH / count
     most = max([m.delivered for m in minutes] + [m.accepted for m in minutes] + [0])
     longest = max([m.max_lag or 0 for m in minutes] + [0])
-    bars, accepted, lags = [], [], []
+    bars, accepted, lags, dots = [], [], [], []
     for n, minute in enumerate(minutes):
         x = n * step
         y = _y(minute.delivered, most)
@@ -59,5 +60,7 @@ def draw(minutes: list[Minute]) -> Chart:
         middle = x + step / 2
         accepted.append(f"{middle:.1f},{_y(minute.accepted, most):.1f}")
         if minute.max_lag is not None:
-            lags.append(f"{middle:.1f},{_y(minute.max_lag, longest):.1f}")
-    return Chart(bars, " ".join(accepted), " ".join(lags), most, longest)
+            dot = (round(middle, 1), round(_y(minute.max_lag, longest), 1))
+            dots.append(dot)
+            lags.append(f"{dot[0]},{dot[1]}")
+    return Chart(bars, " ".join(accepted), " ".join(lags), dots, most, longest)

@@ -151,8 +151,11 @@ def _wants_json(request: web.Request) -> bool:
 
 
 def _unauthenticated(request: web.Request) -> web.Response:
-    if _wants_json(request) or request.headers.get("HX-Request"):
+    if _wants_json(request):
         return web.json_response({"error": "sign in at /console/sign-in"}, status=401)
+    if request.headers.get("HX-Request"):
+        # The overview's refresh after the session ran out: htmx loads the sign-in page.
+        return web.Response(status=401, headers={"HX-Redirect": "/console/sign-in"})
     settings = request.app[SETTINGS].console
     context = {
         "message": "Sign in to use the console.",

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
 
 from service.timefmt import human_age, iso
 
-__all__ = ["render"]
+__all__ = ["path_part", "render"]
 
 
 def _when(ms: int | None) -> str:
@@ -24,6 +25,11 @@ def _data_part(payload: str) -> str:
     """An event's JSON from its ``data`` on: the list shows the id and name in columns already."""
     start = payload.find('"data":')
     return payload if start < 0 else payload[start + len('"data":') :]
+
+
+def path_part(text: str) -> str:
+    """``text`` as one segment of a URL's path: an id with ``/``, ``?`` or ``#`` included."""
+    return quote(text, safe="")
 
 
 def _number(value: int) -> str:
@@ -40,7 +46,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, age=human_age, number=_number, data_part=_data_part)
+    env.filters.update(
+        when=_when, age=human_age, number=_number, data_part=_data_part, path_part=path_part
+    )
     return env
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.cli.database import run, with_engine
 from service.cli.outbox_views import (
+    attempt_document,
     emit,
     print_event,
     print_rows,
@@ -28,6 +29,7 @@ from service.config import Settings
 from service.events.ids import now_ms
 from service.store import delivery_state, outbox_stats
 from service.store import outbox_admin as admin
+from service.store.attempt_history import Attempt, attempts_of
 from service.store.outbox_admin import EventFilter, EventRow, ReplayAction, ReplayResult
 from service.store.statuses import DEAD
 from service.timefmt import iso
@@ -67,10 +69,13 @@ def list_rows(
 
 
 def show(settings: Settings, event_id: str, as_json: bool) -> None:
-    async def work(engine: AsyncEngine) -> EventRow:
-        return await admin.get_event(engine, event_id)
+    async def work(engine: AsyncEngine) -> tuple[EventRow, list[Attempt]]:
+        row = await admin.get_event(engine, event_id)
+        return row, await attempts_of(engine, row.seq)
 
-    document = row_document(run(with_engine(settings, work)))
+    row, attempts = run(with_engine(settings, work))
+    document = row_document(row)
+    document["failed_attempts"] = [attempt_document(attempt) for attempt in attempts]
     if as_json:
         emit(document)
         return

@@ -17,6 +17,7 @@ from rich.json import JSON
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from service.store.attempt_history import Attempt
 from service.store.outbox_admin import EventRow, ReplayAction, ReplayResult
 from service.store.outbox_stats import OutboxStats
 from service.store.statuses import DEAD, DELIVERED, PENDING
@@ -126,6 +127,11 @@ def row_document(row: EventRow) -> dict[str, Any]:
     return document
 
 
+def attempt_document(attempt: Attempt) -> dict[str, Any]:
+    """A failed attempt as ``show`` gives it: when, Inngest's status code, the error."""
+    return {"at": iso(attempt.at), "status_code": attempt.status_code, "error": attempt.error}
+
+
 def print_rows(rows: list[EventRow], limit: int) -> None:
     """A listing: one line per row, newest first."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -157,8 +163,12 @@ def print_event(document: dict[str, Any]) -> None:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column(overflow="fold")
+    attempts = document.pop("failed_attempts", [])
     for key, value in document.items():
         table.add_row(key, "-" if value is None else str(value))
+    for n, attempt in enumerate(attempts, 1):
+        status = attempt["status_code"] if attempt["status_code"] is not None else "no answer"
+        table.add_row(f"failed attempt {n}", f"{attempt['at']}  {status}  {attempt['error']}")
     out = console()
     out.print(table)
     out.print("payload", style="bold")

@@ -77,6 +77,13 @@ class ConsoleSettings:
         comma_list(_email),
         "comma-separated emails whose next-auth session (the Next.js app's) may use the console",
     )
+    allowed_roles: tuple[str, ...] = setting(
+        "CONSOLE_ALLOWED_ROLES",
+        (),
+        comma_list(),
+        "comma-separated roles whose next-auth session may use the console: the session user's"
+        " `role` (a string) or `roles` (a list), e.g. a claim of `NEXTAUTH_USER_CLAIMS`",
+    )
     session_max_age: float = setting(
         "CONSOLE_SESSION_MAX_AGE",
         1800.0,
@@ -99,7 +106,12 @@ class ConsoleSettings:
     @property
     def configured(self) -> bool:
         """Whether anyone is named who may sign in."""
-        return bool(self.token_digests or self.allowed_emails)
+        return bool(self.token_digests or self.by_session)
+
+    @property
+    def by_session(self) -> bool:
+        """Whether the app's next-auth sessions may open the console."""
+        return bool(self.allowed_emails or self.allowed_roles)
 
     def email_allowed(self, email: object) -> bool:
         """Whether a next-auth session's ``email`` is one of the allowed, in any case."""
@@ -107,6 +119,16 @@ class ConsoleSettings:
             return False
         wanted = email.strip().lower()
         return any(wanted == allowed.lower() for allowed in self.allowed_emails)
+
+    def user_allowed(self, user: Mapping[str, object]) -> bool:
+        """Whether a next-auth session's user may use the console: by email, or by role."""
+        if self.email_allowed(user.get("email")):
+            return True
+        roles = user.get("roles")
+        held = set(roles) if isinstance(roles, list) else set()
+        if isinstance(role := user.get("role"), str):
+            held.add(role)
+        return any(isinstance(r, str) and r in self.allowed_roles for r in held)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConsoleSettings:

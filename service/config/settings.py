@@ -315,14 +315,27 @@ class Settings:
         elif values["database_direct_url"]:
             raise ConfigError("DATABASE_DIRECT_URL", "is for PostgreSQL: unset it with SQLite")
         inngest = InngestSettings.from_env(env)
+        nextauth_database = NextAuthDatabaseSettings.from_env(env)
+        nextauth = NextAuthSettings.from_env(env, production)
+        console = ConsoleSettings.from_env(env)
+        if (
+            console.allowed_roles
+            and not nextauth_database.enabled
+            and not ({"role", "roles"} & set(nextauth.user_claims))
+        ):
+            raise ConfigError(
+                "CONSOLE_ALLOWED_ROLES",
+                "reads the session user's `role` or `roles`: add that claim to"
+                " NEXTAUTH_USER_CLAIMS (the app's `jwt` callback puts it in the token)",
+            )
         return cls(
             **values,
-            nextauth=NextAuthSettings.from_env(env, production),
-            nextauth_database=NextAuthDatabaseSettings.from_env(env),
+            nextauth=nextauth,
+            nextauth_database=nextauth_database,
             inngest=inngest,
             relay=RelaySettings.from_env(env, inngest.request_timeout),
             event_api=EventApiSettings.from_env(env),
-            console=ConsoleSettings.from_env(env),
+            console=console,
         )
 
 

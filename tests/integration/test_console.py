@@ -479,3 +479,18 @@ async def test_an_allowed_next_auth_session_signs_in(
     refused = await client.get("/console/events", headers=other.header())
     assert refused.status == 403
     assert "may not use the console" in await refused.text()
+
+
+async def test_a_next_auth_session_with_an_allowed_role_signs_in(
+    make_client: MakeClient, console_settings: Settings, mint: Minter
+) -> None:
+    configured = console_settings.replace(
+        nextauth=NextAuthSettings(secrets=(APP_SECRET,), user_claims=("role",)),
+        console=ConsoleSettings(allowed_roles=("ops",)),
+    )
+    client = await make_client(configured)
+    ops = mint.one("v4", claims={**PROFILE, "role": "ops"})
+    assert (await client.get("/console", headers=ops.header())).status == 200
+    client.session.cookie_jar.clear()
+    viewer = mint.one("v4", claims={**PROFILE, "role": "viewer"})
+    assert (await client.get("/console", headers=viewer.header())).status == 403

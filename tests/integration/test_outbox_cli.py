@@ -257,6 +257,9 @@ async def test_show_prints_the_whole_event(database_url: str, engine: AsyncEngin
     assert dead["payload"]["data"] == {"n": 2}
     assert dead["payload"]["user"] == {"id": "u2"}
     assert dead["completed_at"].endswith("Z") and dead["replay_of"] is None
+    [attempt] = dead["failed_attempts"]  # the console's event page shows the same
+    assert attempt["error"] == "HTTP 400: data.plan must be a string"
+    assert attempt["at"].endswith("Z") and attempt["status_code"] is None
 
     [leased] = json_lines(await cli(database_url, "show", rows.leased[0], "--json"))
     assert leased["locked_by"] == "test-relay" and leased["locked_until"].endswith("Z")
@@ -265,6 +268,7 @@ async def test_show_prints_the_whole_event(database_url: str, engine: AsyncEngin
     assert text.exit_code == 0
     for field in ("status", "attempts", "last_error", "locked_by", "replay_of", '"user"'):
         assert field in text.stdout
+    assert "failed attempt 1" in text.stdout and "no answer" in text.stdout
 
 
 async def test_show_unknown_id_is_one_line_exit_1(database_url: str) -> None:

@@ -43,6 +43,22 @@ def test_emails_are_compared_in_any_case() -> None:
     assert not Settings.from_env({}).console.configured
 
 
+def test_roles_are_read_from_the_session_users_role_or_roles() -> None:
+    env = {
+        "CONSOLE_ALLOWED_ROLES": "ops,admin",
+        "NEXTAUTH_USER_CLAIMS": "role",
+        "NEXTAUTH_SECRET": "an-app-secret-0123456789abcdefghijklmn",
+    }
+    console = Settings.from_env(env).console
+    assert console.user_allowed({"role": "ops"})
+    assert console.user_allowed({"roles": ["viewer", "admin"]})
+    assert not console.user_allowed({"role": "viewer", "roles": "admin"})
+    assert not console.user_allowed({})
+    # Without the claim in the token's user, no role could ever match: one clear line.
+    with pytest.raises(ConfigError, match="NEXTAUTH_USER_CLAIMS"):
+        Settings.from_env({"CONSOLE_ALLOWED_ROLES": "ops"})
+
+
 def test_the_sign_in_limit_slides_with_the_clock() -> None:
     now = [1000.0]
     limiter = SignInLimiter(3, clock=lambda: now[0])

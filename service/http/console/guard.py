@@ -121,7 +121,7 @@ async def _current_session(request: web.Request) -> ConsoleSession | web.Respons
         return session
     console = request.app[SETTINGS].console
     app_sessions = request.app.get(APP_SESSIONS)
-    if not console.allowed_emails or app_sessions is None:
+    if not console.by_session or app_sessions is None:
         return None
     try:
         user = await app_sessions.user(request.cookies)
@@ -129,21 +129,21 @@ async def _current_session(request: web.Request) -> ConsoleSession | web.Respons
         return None
     if user is None:
         return None
-    email = user.get("email")
-    if not console.email_allowed(email):
+    who = str(user.get("email") or user.get("id") or "a next-auth user")
+    if not console.user_allowed(user):
         log.warning(
             "console: next-auth user %s is not allowed",
-            email,
-            extra={"action": "console.refused", "operator": str(email)},
+            who,
+            extra={"action": "console.refused", "operator": who},
         )
-        return _failure(request, 403, f"{email or 'This account'} may not use the console.")
+        return _failure(request, 403, f"{who} may not use the console.")
     request[MINTED] = True
     log.info(
         "console: %s signed in with the app's session",
-        email,
-        extra={"action": "console.signed_in", "operator": email},
+        who,
+        extra={"action": "console.signed_in", "operator": who},
     )
-    return ConsoleSession.start(str(email), "next-auth")
+    return ConsoleSession.start(who, "next-auth")
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -160,7 +160,7 @@ def _unauthenticated(request: web.Request) -> web.Response:
     context = {
         "message": "Sign in to use the console.",
         "token_sign_in": True,
-        "email_sign_in": bool(settings.allowed_emails),
+        "session_sign_in": settings.by_session,
     }
     return render("sign_in.html", context, status=401)
 

@@ -59,7 +59,7 @@ def _sign_in_page(request: web.Request, message: str = "", status: int = 200) ->
     context = {
         "message": message,
         "token_sign_in": True,
-        "email_sign_in": bool(console.allowed_emails),
+        "session_sign_in": console.by_session,
     }
     return render("sign_in.html", context, status=status)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.js_clients import in_ci, require_js
 from tests.processes import ROOT
@@ -34,6 +34,10 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 SERIOUS = ("serious", "critical")
+# Playwright's waits only detect a failure: generous, so that a busy machine is not one
+# (its defaults are 5 s for an assertion and 30 s for an action).
+WAIT_MS = 60_000
+expect.set_options(timeout=WAIT_MS)
 
 
 def chromium_path() -> str:

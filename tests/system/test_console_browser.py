@@ -21,7 +21,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import token_digest
-from tests.browser import OUTPUT, chromium, serious_violations
+from tests.browser import OUTPUT, WAIT_MS, chromium, serious_violations
 from tests.fake_inngest import running_fake
 from tests.integration.test_outbox_cli import add, event, every_state, settle
 from tests.processes import ROOT, free_port, spawn, stop, wait_http
@@ -39,6 +39,7 @@ class Pages:
     """The test's browser page, with the checks every console page must pass."""
 
     def __init__(self, page: Page, base: str, shots: Path) -> None:
+        page.set_default_timeout(WAIT_MS)
         self.page = page
         self.base = base
         self.shots = shots

@@ -8,7 +8,9 @@ pending (half of them retrying after an error), 1% dead with an error; 20 names;
 operator signed in with a token; each filter's first page, and its page ``--deep`` pages on
 (followed by its cursor), is fetched ``--repeats`` times: the median is reported, with the
 ratio to ``GET /health`` on the same server (what any request costs here). Goal: every page in
-<= 100 ms; a warning names each page that is not.
+<= 100 ms; a warning names each page that is not. The overview is fetched twice in a row, each
+time after its figures are forgotten: the first fetch reads them (as a console does every few
+seconds, however many are open), the second is served by them while they are fresh.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ async def measure(database: Database, args: argparse.Namespace) -> list[dict[str
 
     from service.config import ConsoleSettings, Settings, normalise_database_url, token_digest
     from service.http.app import create_app
+    from service.http.console.keys import FIGURES
 
     settings = Settings(
         database_url=normalise_database_url(database.url),
@@ -156,19 +159,24 @@ async def measure(database: Database, args: argparse.Namespace) -> list[dict[str
                         "first_vs_health": median(first) / baseline,
                     }
                 )
-            overview = [
-                (await fetch_ms(session, f"{base}/console"))[0] for _ in range(args.repeats)
-            ]
-            results.append(
-                {
-                    "page": "overview",
-                    "query": "",
-                    "first_ms": median(overview),
-                    "deep_ms": None,
-                    "deep_pages": 0,
-                    "first_vs_health": median(overview) / baseline,
-                }
-            )
+            figures = server.app[FIGURES]
+            overview_url = f"{base}/console"
+            read, shared = [], []
+            for _ in range(args.repeats):
+                figures.forget()  # as after an action, or once the figures have aged
+                read.append((await fetch_ms(session, overview_url))[0])
+                shared.append((await fetch_ms(session, overview_url))[0])
+            for label, times in (("overview, read", read), ("overview, while fresh", shared)):
+                results.append(
+                    {
+                        "page": label,
+                        "query": "",
+                        "first_ms": median(times),
+                        "deep_ms": None,
+                        "deep_pages": 0,
+                        "first_vs_health": median(times) / baseline,
+                    }
+                )
             for row in results:
                 row["health_ms"] = baseline
     finally:
@@ -222,7 +230,7 @@ async def bench(args: argparse.Namespace, _procs: Processes) -> int:
         f"{r['db']} {p['page']} ({max(p['first_ms'], p['deep_ms'] or 0):.0f} ms)"
         for r in results
         for p in r["pages"]
-        if p["page"] != "overview" and max(p["first_ms"], p["deep_ms"] or 0) > GOAL_MS
+        if not p["page"].startswith("overview") and max(p["first_ms"], p["deep_ms"] or 0) > GOAL_MS
     ]
     if slow:
         warn(f"console pages over {GOAL_MS:g} ms: {', '.join(slow)}")

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from service.events.ids import now_ms
 from service.http.console.event_filters import FilterForm
-from service.http.console.keys import operator
+from service.http.console.keys import FIGURES, operator
 from service.http.console.pages import path_part, render
 from service.http.keys import ENGINE
 from service.store import delivery_state, outbox_admin
@@ -37,7 +37,9 @@ REASON_MAX = 500
 
 
 def audit(request: web.Request, action: str, text: str, **fields: Any) -> None:
-    """The audit log's line of an action: who did what, to how many."""
+    """The audit log's line of an action: who did what, to how many. The overview's figures
+    are forgotten too, so that the action's effect shows on it at once."""
+    request.app[FIGURES].forget()
     who = operator(request).who
     log.warning(
         "console: %s %s",

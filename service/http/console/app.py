@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings, token_digest
 from service.http.console import actions, views
 from service.http.console.guard import console_guard
-from service.http.console.keys import COOKIES, EXTRA_DIGESTS, LIMITER
+from service.http.console.keys import COOKIES, EXTRA_DIGESTS, FIGURES, LIMITER
+from service.http.console.overview import OverviewFigures
 from service.http.console.sessions import SessionCookies, SignInLimiter
 from service.http.keys import ENGINE, SETTINGS
 
@@ -51,14 +52,16 @@ def install(app: web.Application, settings: Settings, *, where: str) -> bool:
     app.middlewares.append(console_guard)
     app[EXTRA_DIGESTS] = extra
     app[LIMITER] = SignInLimiter(console.sign_in_attempts)
-    app.on_startup.append(_open_cookies)
+    app.on_startup.append(_start)
     _add_routes(app.router)
     return True
 
 
-async def _open_cookies(app: web.Application) -> None:
-    # At start-up: in development the session secret is read from (or made in) var/.
+async def _start(app: web.Application) -> None:
+    # At start-up: in development the session secret is read from (or made in) var/, and the
+    # database's engine is made by then.
     app[COOKIES] = SessionCookies(app[SETTINGS])
+    app[FIGURES] = OverviewFigures(app[ENGINE])
 
 
 def _add_routes(router: web.UrlDispatcher) -> None:

@@ -14,23 +14,19 @@ from aiohttp import web
 
 from service.errors import InvalidInput
 from service.events.ids import now_ms
-from service.http.console.chart import draw
 from service.http.console.event_filters import STATES, FilterForm
-from service.http.console.keys import COOKIES, EXTRA_DIGESTS, LIMITER, operator
+from service.http.console.keys import COOKIES, EXTRA_DIGESTS, FIGURES, LIMITER, operator
 from service.http.console.pages import render
 from service.http.console.sessions import ConsoleSession, operator_for_token
 from service.http.keys import ENGINE, SETTINGS
 from service.store import (
     attempt_history,
-    delivery_history,
-    delivery_state,
     outbox_admin,
-    outbox_stats,
 )
 from service.store.engine import reading
 from service.store.outbox_admin import Cursor
 from service.store.settings_store import read_with_time
-from service.store.statuses import DEAD, DELIVERED, PENDING
+from service.store.statuses import DEAD, PENDING
 
 __all__ = [
     "event_page",
@@ -48,7 +44,6 @@ log = logging.getLogger(__name__)
 
 PAGE_ROWS = 50
 PREVIEW_CHARS = 400  # the envelope's id, name and ts, then the start of its data
-HOUR_MS = 3_600_000
 
 
 # -- sign-in --------------------------------------------------------------------------------
@@ -118,29 +113,8 @@ async def sign_out(request: web.Request) -> web.Response:
 
 
 async def _overview_context(request: web.Request) -> dict[str, Any]:
-    engine = request.app[ENGINE]
-    now = now_ms()
-    stats = await outbox_stats.stats(engine, now)
-    retrying = sum(
-        by_state[PENDING] for bucket, by_state in stats.attempts.items() if bucket != "0"
-    )
-    counts = [
-        ("Pending", PENDING, stats.counts[PENDING]),
-        ("In flight", "in_flight", stats.leased),
-        ("Retrying", "retrying", retrying),
-        ("Delivered", DELIVERED, stats.counts[DELIVERED]),
-        ("Dead", DEAD, stats.counts[DEAD]),
-    ]
-    minutes = await delivery_history.per_minute(engine, now - HOUR_MS, now)
-    return {
-        "session": operator(request),
-        "stats": stats,
-        "counts": counts,
-        "state": await delivery_state.read_state(engine),
-        "leases": await delivery_history.relay_leases(engine, now),
-        "minutes": minutes,
-        "chart": draw(minutes),
-    }
+    figures = await request.app[FIGURES].get()
+    return {"session": operator(request), **vars(figures)}
 
 
 async def overview(request: web.Request) -> web.Response:

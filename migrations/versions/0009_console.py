@@ -4,8 +4,9 @@ that every relay shares.
 The console lists events newest first, by ``(created_at, seq)``, a page at a time from a
 cursor. Each filter it offers reads an index that starts where the page does: all rows, one
 name, pending rows, dead rows, rows with an error; an id is looked up by the unique index of
-``id`` or by one of ``inngest_id``. The index of pending rows' ``created_at`` gains ``seq``
-(the oldest-pending figure reads it as before).
+``id`` or by one of the Inngest ids that differ from their row's ``id`` (the others are found
+by ``id``). The index of pending rows' ``created_at`` gains ``seq`` (the oldest-pending figure
+reads it as before).
 
 ``relay_probe``'s one row also says whether an operator paused delivery (and who), and since
 when the relays see an outage or a refused event key, with its error: what the console shows.
@@ -32,7 +33,7 @@ depends_on = None
 PENDING_ONLY = sa.text("status = 'pending'")
 DEAD_ONLY = sa.text("status = 'dead'")
 FAILED_ONLY = sa.text("last_error IS NOT NULL")
-WITH_INNGEST_ID = sa.text("inngest_id IS NOT NULL")
+OTHER_INNGEST_ID = sa.text("inngest_id <> id")
 
 # name, columns, the rows it holds (None: all)
 INDEXES: tuple[tuple[str, list[str], sa.TextClause | None], ...] = (
@@ -40,7 +41,7 @@ INDEXES: tuple[tuple[str, list[str], sa.TextClause | None], ...] = (
     ("ix_outbox_events_name_created", ["name", "created_at", "seq"], None),
     ("ix_outbox_events_dead_created", ["created_at", "seq"], DEAD_ONLY),
     ("ix_outbox_events_failed_created", ["created_at", "seq"], FAILED_ONLY),
-    ("ix_outbox_events_inngest_id", ["inngest_id"], WITH_INNGEST_ID),
+    ("ix_outbox_events_inngest_id", ["inngest_id"], OTHER_INNGEST_ID),
 )
 STATE_COLUMNS = (
     ("paused_at", sa.BigInteger),

@@ -77,7 +77,10 @@ class EventFilter:
         if self.until is not None:
             conditions.append(t.c.created_at < self.until)
         if self.event_id is not None:
-            conditions.append(or_(t.c.id == self.event_id, t.c.inngest_id == self.event_id))
+            # An Inngest id equal to its row's id is found by ``id``; the index of Inngest ids
+            # holds only the others, and this clause is the one that lets a query read it.
+            other_inngest_id = and_(t.c.inngest_id == self.event_id, t.c.inngest_id != t.c.id)
+            conditions.append(or_(t.c.id == self.event_id, other_inngest_id))
         if self.error_contains is not None:
             # Stated apart so that the index of rows with an error serves the query.
             conditions.append(t.c.last_error.is_not(None))

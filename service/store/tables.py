@@ -108,7 +108,10 @@ partial_index("ix_outbox_events_dead_created", o.created_at, o.seq, where="statu
 partial_index(
     "ix_outbox_events_failed_created", o.created_at, o.seq, where="last_error IS NOT NULL"
 )
-partial_index("ix_outbox_events_inngest_id", o.inngest_id, where="inngest_id IS NOT NULL")
+# Inngest ids that are not the row's own id (an app's or an SDK's id kept beside the one Inngest
+# gives): a lookup by Inngest id finds the others by ``id``'s unique index, so the rows of the
+# service's own ids, nearly all of them, are not held twice.
+partial_index("ix_outbox_events_inngest_id", o.inngest_id, where="inngest_id <> id")
 
 # Each failed attempt at delivering a row: when, Inngest's status code (None: no answer came)
 # and the error. A delivered attempt is the row's own completion; only failures, which are

@@ -9,8 +9,10 @@ would; the pages are read as HTML text by an aiohttp client (the browser tests d
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
+import os
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,6 +30,7 @@ from service.http.app import create_app
 from service.http.auth import issue_cookie
 from service.http.console.guard import SECURITY_HEADERS
 from service.http.console.sessions import COOKIE_NAME, ConsoleSession, SessionCookies
+from service.http.keys import ENGINE
 from service.store import delivery_state
 from service.store.statuses import DEAD, DELIVERED, PENDING
 from service.store.tables import outbox_events
@@ -319,6 +323,50 @@ async def test_filters_and_cursor_pages(console: TestClient, engine: AsyncEngine
     bad = await console.get("/console/events?since=tomorrowish&after=zzz")
     assert bad.status == 400
     assert "neither a duration" in await bad.text()
+
+
+async def test_an_inngest_id_finds_its_event(
+    console: TestClient, engine: AsyncEngine, backend: str
+) -> None:
+    """By the event's own id, or by Inngest's where the two differ (an app's own id kept); the
+    index of Inngest ids holds only those, and the lookup reads it."""
+    from service.events import payload
+    from service.events.inngest_ids import ulid
+
+    own = payload.new_event({"n": 1}, {"id": "u1"}, now_ms())
+    assert own.inngest_id == own.id  # the service's own ids are Inngest's
+    kept = dataclasses.replace(
+        payload.new_event({"n": 2}, {"id": "u1"}, now_ms(), event_id="order-7"),
+        inngest_id=ulid(now_ms(), os.urandom(10)),
+    )
+    assert kept.inngest_id is not None
+    await add(engine, own, kept)
+    await sign_in(console)
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: object, _cursor: object, sql: str, params: Any, *_: object) -> None:
+        seen.append((sql, params))
+
+    served_by = console.app[ENGINE].sync_engine  # the engine of the console's own process
+    sqlalchemy_event.listen(served_by, "before_cursor_execute", record)
+    try:
+        for looked_up, expected in (
+            (own.id, own.id),
+            (kept.id, kept.id),
+            (kept.inngest_id, kept.id),
+        ):
+            text = await (await console.get(f"/console/events?id={looked_up}")).text()
+            assert re.findall(r'href="/console/events/([^"?]+)"', text) == [expected], looked_up
+    finally:
+        sqlalchemy_event.remove(served_by, "before_cursor_execute", record)
+    if backend != "sqlite":
+        return  # PostgreSQL's plans on a table this small are its statistics' choice
+    sql, params = next((sql, p) for sql, p in seen if "outbox_events.inngest_id =" in sql)
+    async with engine.connect() as conn:
+        plan = " | ".join(
+            str(row[3]) for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+        )
+    assert "MULTI-INDEX OR" in plan and "ix_outbox_events_inngest_id" in plan, plan
 
 
 async def test_an_id_with_a_slash_has_its_page(console: TestClient, engine: AsyncEngine) -> None:

@@ -9,11 +9,12 @@ RUNTIME_LOCK := requirements/runtime.txt
 # The tests' real JavaScript clients, each an npm package installed from its lock file:
 # next-auth's own session cookies (tests/js), Inngest's JS SDKs (tests/inngest-js),
 # next-auth's getServerSession with the adapters' own code (tests/nextauth-db), and
-# node-postgres in an app's own transaction (tests/node-pg), and axe-core, which the console's
-# browser tests run in Chromium (tests/axe).
+# node-postgres in an app's own transaction (tests/node-pg), axe-core, which the console's
+# browser tests run in Chromium (tests/axe), and puppeteer-core, which drives Firefox
+# (tests/firefox).
 JS_STAMPS := tests/js/node_modules/.installed tests/inngest-js/node_modules/.installed \
 	tests/nextauth-db/node_modules/.installed tests/node-pg/node_modules/.installed \
-	tests/axe/node_modules/.installed
+	tests/axe/node_modules/.installed tests/firefox/node_modules/.installed
 # Tests run in parallel processes (pytest-xdist): they wait on databases, sockets and child
 # processes far more than on the two cores, so three overlap those waits.
 TEST_WORKERS ?= 3
@@ -80,15 +81,16 @@ run: $(STAMP)
 test: $(STAMP) $(JS_STAMPS) browser
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
-## Debian's Chromium and ChromeDriver for the console's browser tests, installed when missing
-## (as root with apt-get; elsewhere those tests skip with the reason, and fail in CI)
+## Debian's Chromium, ChromeDriver and Firefox ESR for the console's browser tests, installed
+## when missing (as root with apt-get; elsewhere those tests skip with the reason, and fail in CI)
+BROWSER_PACKAGES := chromium chromium-driver firefox-esr
 browser:
-	@if [ -x /usr/bin/chromium ]; then :; \
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/firefox-esr ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-			--no-install-recommends chromium chromium-driver; \
+			--no-install-recommends $(BROWSER_PACKAGES); \
 	else \
-		echo "Chromium is missing: install Debian's chromium package, or the browser tests skip" >&2; \
+		echo "A browser is missing: install Debian's $(BROWSER_PACKAGES), or the browser tests skip" >&2; \
 	fi
 
 ## The unit layer alone: no database, no sockets, no processes; seconds
@@ -130,4 +132,4 @@ bench: $(STAMP) $(JS_STAMPS) bench/graphile/node_modules/.installed
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info tests/js/node_modules \
 		tests/inngest-js/node_modules tests/nextauth-db/node_modules tests/node-pg/node_modules \
-		tests/axe/node_modules bench/graphile/node_modules test-output
+		tests/axe/node_modules tests/firefox/node_modules bench/graphile/node_modules test-output

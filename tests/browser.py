@@ -1,8 +1,9 @@
-"""The browser of the console's tests: Debian's Chromium, headless, driven by Playwright (its
-own browser downloads are never used), and axe-core run inside the page.
+"""The browsers of the console's tests: Debian's Chromium, headless, driven by Playwright (its
+own browser downloads are never used), with axe-core run inside the page; and Debian's Firefox
+ESR, driven by puppeteer-core over WebDriver BiDi (``tests/firefox``).
 
-Without Chromium, or without axe-core's npm package installed, the tests skip with the reason;
-in CI (``CI`` set) that is a failure instead.
+Without a browser, or without the npm package that goes with it, the tests skip with the
+reason; in CI (``CI`` set) that is a failure instead.
 """
 
 from __future__ import annotations
@@ -40,15 +41,24 @@ WAIT_MS = 60_000
 expect.set_options(timeout=WAIT_MS)
 
 
-def chromium_path() -> str:
-    """The Chromium to drive (``CHROMIUM`` or Debian's); skips or fails when there is none."""
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+def browser_path(variable: str, program: str, package: str) -> str:
+    """The browser to drive (``variable`` or Debian's ``program``); skips or fails when there
+    is none."""
+    path = os.environ.get(variable) or shutil.which(program) or f"/usr/bin/{program}"
     if Path(path).exists():
         return path
-    reason = "Chromium is not installed (Debian's chromium package): `make test` installs it"
+    reason = f"{program} is not installed (Debian's {package} package): `make test` installs it"
     if in_ci():
         pytest.fail(f"{reason} (CI is set: this is a failure, not a skip)")
     pytest.skip(reason)
+
+
+def chromium_path() -> str:
+    return browser_path("CHROMIUM", "chromium", "chromium")
+
+
+def firefox_path() -> str:
+    return browser_path("FIREFOX", "firefox-esr", "firefox-esr")
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ in CI (``CI`` set, e.g. ``CI=true``) that is a failure instead: a skip would hid
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -59,3 +60,25 @@ def run_script(script: str, stdin: str, timeout: float = 60, package: Path = JS)
     if done.returncode != 0:
         pytest.fail(f"node {script} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return done.stdout
+
+
+async def run_script_async(script: str, stdin: str, timeout: float, package: Path) -> str:
+    """``run_script`` without blocking the event loop, for a script that talks to servers of
+    the test's own loop (a stand-in Inngest) while it runs."""
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(package / script),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=package,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        pytest.fail(f"node {script} did not end within {timeout:.0f}s")
+    if process.returncode != 0:
+        pytest.fail(f"node {script} failed ({process.returncode}): {err.decode().strip()[-2000:]}")
+    return out.decode()

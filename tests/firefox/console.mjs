@@ -1,6 +1,8 @@
 // The operator's walk through the console in Firefox, driven over WebDriver BiDi by
 // puppeteer-core: sign in, the overview, the dead events of the last hour filtered by their
-// error, one event replayed, a hostile event's page, and the event list at 360 px.
+// error, one event replayed, a hostile event's page, and the event list at 360 px; all in the
+// dark scheme (the light one is the Chromium test's), set as Firefox's own preference since
+// BiDi has no media emulation.
 //
 // Reads {firefox, base, token, hostile, shots} as JSON on stdin; prints what it saw as JSON
 // (the test decides what is right). A step that cannot be done (an element that never comes)
@@ -28,6 +30,7 @@ const browser = await puppeteer.launch({
     "datareporting.policy.dataSubmissionEnabled": false,
     "network.connectivity-service.enabled": false,
     "services.settings.server": "",
+    "layout.css.prefers-color-scheme.content-override": 0, // 0: dark
   },
 });
 const seen = { pages: [], dialogs: [], violations: [], errors: [] };
@@ -90,6 +93,7 @@ try {
   await page.goto(`${input.base}/console/events`);
   await note("events-360", {
     width: await page.evaluate(() => document.documentElement.scrollWidth),
+    background: await page.evaluate(() => getComputedStyle(document.body).backgroundColor),
   });
 } finally {
   await browser.close();

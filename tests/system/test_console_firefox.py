@@ -5,7 +5,8 @@ delivers to the test's stand-in Inngest.
 The operator signs in, sees the overview (its script loaded under the CSP), finds the dead
 events of the last hour, filters them by their error, opens one and replays it; the relay
 delivers it. A hostile event's page shows its HTML as text, no page meets a CSP violation or
-opens a dialog, and the event list fits 360 px. Screenshots go to
+opens a dialog, and the event list fits 360 px; Firefox is set to the dark scheme, which the
+pages follow. Screenshots go to
 ``test-output/console/firefox/``. The Chromium test covers both backends and accessibility;
 this one is about the second browser, on SQLite.
 """
@@ -83,6 +84,7 @@ async def test_an_operator_replays_a_dead_event_in_firefox(
     assert pages["replayed"]["heading"] == "Replayed"
     assert "<script>alert(1)</script>" in pages["hostile-event"]["payload"]
     assert pages["events-360"]["width"] <= 360
+    assert pages["events-360"]["background"] == "rgb(13, 17, 23)"  # the dark scheme's
     assert seen["violations"] == [] and seen["dialogs"] == [] and seen["errors"] == []
     assert all((shots / f"{name}.png").stat().st_size > 0 for name in pages)
     assert (await statuses(engine))[ids["plan_dead"]] == "delivered"

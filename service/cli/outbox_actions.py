@@ -30,7 +30,8 @@ from service.events.ids import now_ms
 from service.store import delivery_state, outbox_stats
 from service.store import outbox_admin as admin
 from service.store.attempt_history import Attempt, attempts_of
-from service.store.outbox_admin import EventFilter, EventRow, ReplayAction, ReplayResult
+from service.store.event_filter import EventFilter
+from service.store.outbox_admin import EventRow, ReplayAction, ReplayResult
 from service.store.statuses import DEAD
 from service.timefmt import iso
 

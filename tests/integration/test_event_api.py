@@ -16,6 +16,7 @@ from service.config import EventApiSettings, Settings
 from service.events.inngest_ids import event_ids
 from service.http.app import create_app
 from service.store import outbox_admin
+from service.store.event_filter import EventFilter
 from service.store.tables import outbox_events
 from tests.outage import unwritable
 
@@ -195,7 +196,7 @@ async def test_operators_see_count_and_replay_them(api: TestClient, engine: Asyn
     headers = {"x-inngest-event-id-seed": SEED, "x-inngest-env": "br"}
     _, answer = await post(api, [{"name": "app/seen"}, {"name": "app/other"}], **headers)
     await post(api, [{"name": "app/seen"}, {"name": "app/other"}], **headers)  # a repeat
-    [listed] = await outbox_admin.list_events(engine, outbox_admin.EventFilter(name="app/seen"), 5)
+    [listed] = await outbox_admin.list_events(engine, EventFilter(name="app/seen"), 5)
     assert (listed.id, listed.env) == (answer["ids"][0], "br")
     shown = await outbox_admin.get_event(engine, answer["ids"][1])
     assert json.loads(shown.payload or "")["name"] == "app/other"

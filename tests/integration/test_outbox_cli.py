@@ -30,6 +30,7 @@ from service.events import payload
 from service.events.ids import now_ms
 from service.store import deliveries, outbox_stats
 from service.store import outbox_admin as admin
+from service.store.event_filter import EventFilter
 from service.store.outcomes import BatchOutcome, Burial, Retry
 from tests.conftest import SECRET, TOKEN
 from tests.fake_inngest import running_fake
@@ -381,7 +382,7 @@ async def test_replay_dead_pages_through_bounded_batches(engine: AsyncEngine) ->
     await settle(engine, now, dead={i: "boom" for i in ids})
     batches = [
         [r.id for r in results]
-        async for results in admin.replay_dead(engine, admin.EventFilter(), batch=3)
+        async for results in admin.replay_dead(engine, EventFilter(), batch=3)
     ]
     assert batches == [ids[:3], ids[3:6], ids[6:]]
     assert {row["status"] for row in (await rows_by_id(engine)).values()} == {"pending"}

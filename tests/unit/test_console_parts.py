@@ -13,7 +13,7 @@ from service.http.console.event_filters import FilterForm
 from service.http.console.pages import environment
 from service.http.console.sessions import SignInLimiter, operator_for_token
 from service.store.delivery_history import Minute
-from service.store.outbox_admin import Cursor
+from service.store.event_filter import Cursor
 
 TOKEN = "an-operator-token-of-some-length"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from service.events.ids import now_ms
-from service.store.outbox_admin import Cursor, EventFilter
+from service.store.event_filter import Cursor, EventFilter
 from service.store.statuses import DEAD, DELIVERED, PENDING
 from service.timefmt import iso, parse_moment
 

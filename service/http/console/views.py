@@ -24,7 +24,7 @@ from service.store import (
     outbox_admin,
 )
 from service.store.engine import reading
-from service.store.outbox_admin import Cursor
+from service.store.event_filter import Cursor
 from service.store.settings_store import read_with_time
 from service.store.statuses import DEAD, PENDING
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,6 +36,7 @@ from service.store.tables import outbox_events
 from tests.integration.test_outbox_cli import add, event, every_state, settle
 from tests.log_capture import capture, records
 from tests.nextauth_cookies import APP_SECRET, PROFILE, Minter
+from tests.sql_statements import recorded_statements
 
 OPERATOR_TOKEN = "operator-token-for-the-console-tests-0123"
 CONSOLE = ConsoleSettings(token_digests=(f"alice={token_digest(OPERATOR_TOKEN)}",))
@@ -342,23 +342,12 @@ async def test_an_inngest_id_finds_its_event(
     assert kept.inngest_id is not None
     await add(engine, own, kept)
     await sign_in(console)
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: object, _cursor: object, sql: str, params: Any, *_: object) -> None:
-        seen.append((sql, params))
-
-    served_by = console.app[ENGINE].sync_engine  # the engine of the console's own process
-    sqlalchemy_event.listen(served_by, "before_cursor_execute", record)
-    try:
-        for looked_up, expected in (
-            (own.id, own.id),
-            (kept.id, kept.id),
-            (kept.inngest_id, kept.id),
-        ):
+    # The console's own process has an engine of its own.
+    with recorded_statements(console.app[ENGINE]) as seen:
+        lookups = ((own.id, own.id), (kept.id, kept.id), (kept.inngest_id, kept.id))
+        for looked_up, expected in lookups:
             text = await (await console.get(f"/console/events?id={looked_up}")).text()
             assert re.findall(r'href="/console/events/([^"?]+)"', text) == [expected], looked_up
-    finally:
-        sqlalchemy_event.remove(served_by, "before_cursor_execute", record)
     if backend != "sqlite":
         return  # PostgreSQL's plans on a table this small are its statistics' choice
     sql, params = next((sql, p) for sql, p in seen if "outbox_events.inngest_id =" in sql)

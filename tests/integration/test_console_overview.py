@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
@@ -23,22 +22,11 @@ from service.store.statuses import DEAD, PENDING
 from tests.integration.test_console import CONSOLE, sign_in
 from tests.integration.test_outbox_cli import add, event, every_state
 from tests.manual_clock import ManualClock
+from tests.sql_statements import recorded_statements
 
-# The count of every row (no WHERE), through whichever schema the backend's tables are in.
+# The count of every row (no WHERE), one per read of the figures, through whichever schema
+# the backend's tables are in.
 WHOLE_COUNT = re.compile(r"count\(\*\)[^()]*FROM [\w.]*outbox_events\s*$")
-
-
-def counting_reads(engine: AsyncEngine) -> list[str]:
-    """The statements that count every row of the outbox (one per read of the figures), as the
-    engine runs them."""
-    seen: list[str] = []
-
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if WHOLE_COUNT.search(statement):
-            seen.append(statement)
-
-    sqlalchemy_event.listen(engine.sync_engine, "before_cursor_execute", before)
-    return seen
 
 
 async def test_figures_serve_while_fresh_then_are_read_again(engine: AsyncEngine) -> None:
@@ -58,10 +46,10 @@ async def test_figures_serve_while_fresh_then_are_read_again(engine: AsyncEngine
 
 async def test_requests_during_a_read_share_it(engine: AsyncEngine) -> None:
     await every_state(engine)
-    reads = counting_reads(engine)
     figures = OverviewFigures(engine, clock=ManualClock().monotonic)
-    answers = await asyncio.gather(*(figures.get() for _ in range(10)))
-    assert len(reads) == 1
+    with recorded_statements(engine) as seen:
+        answers = await asyncio.gather(*(figures.get() for _ in range(10)))
+    assert sum(bool(WHOLE_COUNT.search(sql)) for sql, _params in seen) == 1
     assert all(answer is answers[0] for answer in answers)
 
 

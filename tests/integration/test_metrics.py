@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,6 +28,7 @@ from tests.fake_inngest import running_fake
 from tests.integration.test_api import assert_problem
 from tests.metric_samples import Samples, parse, value
 from tests.relay_harness import relay_settings, running_relay, settled
+from tests.sql_statements import recorded_statements
 
 
 async def scrape(client: TestClient) -> Samples:
@@ -100,14 +101,8 @@ async def test_counters_gauges_and_histograms_after_a_known_sequence(
 @pytest.fixture
 def statements(engine: AsyncEngine) -> Iterator[list[tuple[str, object]]]:
     """Every SQL statement the engine runs while the test goes on."""
-    seen: list[tuple[str, object]] = []
-
-    def record(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
-        seen.append((sql, params))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine.sync_engine, "before_cursor_execute", record)
+    with recorded_statements(engine) as seen:
+        yield seen
 
 
 @SQLITE_ONLY

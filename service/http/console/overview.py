@@ -72,12 +72,10 @@ class OverviewFigures:
         *,
         fresh_for: float = FRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], int] = now_ms,
     ) -> None:
         self._engine = engine
         self._fresh_for = fresh_for
         self._clock = clock
-        self._wall_clock = wall_clock
         self._lock = asyncio.Lock()
         self._latest: Figures | None = None
         self._read_at = 0.0
@@ -86,7 +84,7 @@ class OverviewFigures:
         """Fresh figures: the latest ones while they are, else a new read."""
         async with self._lock:
             if self._latest is None or self._clock() - self._read_at >= self._fresh_for:
-                self._latest = await read_figures(self._engine, self._wall_clock())
+                self._latest = await read_figures(self._engine, now_ms())
                 self._read_at = self._clock()
             return self._latest
 
